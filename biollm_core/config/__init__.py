@@ -1,0 +1,1 @@
+"""Run configuration: the schema, presets and overrides."""

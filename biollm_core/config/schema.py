@@ -1,0 +1,213 @@
+"""The run configuration as validated data (spec: ../shared/spec/cls-engine.md).
+
+Every section is a pydantic model with ``extra="forbid"`` so a typo fails loudly with the key's path.
+Builders elsewhere map these sections to flat keyword arguments; modules never receive a whole config.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown keys are refused, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+class ModelConfig(Section):
+    provider: Literal["tiny", "hf"] = Field("tiny", description="Neocortex backend: the built-in tiny transformer or a Hugging Face causal LM.")
+    vocab_size: int = Field(64, ge=2, description="Active vocabulary: logits are cut to the first vocab_size entries; targets must fit.")
+    hidden_size: int = Field(64, ge=8, description="Width of the tiny transformer (ignored for hf: the model's own width is used).")
+    num_layers: int = Field(2, ge=1, description="Number of transformer blocks of the tiny neocortex.")
+    num_heads: int = Field(4, ge=1, description="Attention heads per block of the tiny neocortex.")
+    mlp_ratio: int = Field(4, ge=1, description="MLP width as a multiple of hidden_size in the tiny neocortex.")
+    max_seq_len: int = Field(64, ge=2, description="Longest sequence the neocortex accepts (position embeddings of the tiny model).")
+    injection_layer: int = Field(1, ge=0, description="Tiny model: number of blocks below the injection point where the hippocampal delta is added.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout in the tiny neocortex (0 keeps runs deterministic and teachers clean).")
+    hf_model_name: str = Field("gpt2", description="Hugging Face model id or local path for provider=hf.")
+    hf_revision: str | None = Field(None, description="Model revision (branch, tag or commit) for provider=hf.")
+    hf_trust_remote_code: bool = Field(False, description="Allow custom modelling code from the model repository.")
+    hf_torch_dtype: Literal["auto", "fp32", "fp16", "bf16"] = Field("fp32", description="Dtype the HF weights are loaded in.")
+    hf_attn_implementation: str | None = Field(None, description="Attention implementation passed to from_pretrained (eager, sdpa, flash_attention_2).")
+    hf_gradient_checkpointing: bool = Field(False, description="Enable gradient checkpointing on the HF model during sleep.")
+    hf_local_files_only: bool = Field(False, description="Never contact the hub: load model and tokenizer from local files only.")
+    hf_injection_fraction: float | None = Field(None, ge=0.0, le=1.0, description="Inject the delta at this fraction of the decoder depth via a hook; null = final hidden state before the LM head.")
+    consolidate_top_blocks: int | None = Field(None, ge=0, description="Consolidate (and keep Fisher/anchor copies for) only the top N blocks plus the head; null = every trainable parameter.")
+
+
+class ExpertsConfig(Section):
+    num_experts: int = Field(8, ge=1, description="Number of hippocampal experts.")
+    expert_hidden: int = Field(32, ge=1, description="Hidden width of each expert MLP.")
+    top_k: int = Field(2, ge=1, description="Experts selected per routing unit; must not exceed num_experts.")
+    routing: Literal["sequence", "token"] = Field("sequence", description="Routing unit: one decision per sequence (mean-pooled) or per token.")
+    fast_lr: float = Field(5e-3, gt=0, description="AdamW learning rate of the hippocampus in wake.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay of the hippocampus.")
+    init_scale: float = Field(1e-3, ge=0, description="Std of the experts' output-layer init: near zero so a fresh expert barely changes the neocortex.")
+    utilization_bonus: float = Field(0.1, ge=0, description="Router logit bonus times (1 - usage share): favours under-used experts.")
+    capacity_penalty: float = Field(0.1, ge=0, description="Router logit penalty times capacity (mean of normalised count and drift).")
+    saturation_threshold: float = Field(0.8, ge=0, le=1, description="An expert whose capacity exceeds this counts as saturated.")
+    routing_reg_weight: float = Field(0.01, ge=0, description="Weight of the load-balancing regulariser mean_e (mean p_e - 1/E)^2.")
+    reward_alpha: float = Field(0.5, ge=0, description="Strength of reward modulation of the fast loss (train.reward_from_correctness).")
+    drift_interval: int = Field(10, ge=1, description="Recompute the experts' parameter drift every N wake steps (a full sweep over expert weights).")
+
+    @model_validator(mode="after")
+    def _top_k_fits(self) -> ExpertsConfig:
+        if self.top_k > self.num_experts:
+            raise ValueError(f"top_k ({self.top_k}) must not exceed num_experts ({self.num_experts})")
+        return self
+
+
+class ReplayConfig(Section):
+    capacity: int = Field(4096, ge=1, description="Episodes kept in the replay buffer (reservoir sampling).")
+    batch_size: int = Field(64, ge=1, description="Episodes per sleep step.")
+    teacher_storage: Literal["topk", "full"] = Field("full", description="Store the teacher's top-k logits per supervised token (fp16 + indices) or all logits (fp16).")
+    teacher_topk: int = Field(16, ge=1, description="Logits kept per supervised token when teacher_storage=topk.")
+
+
+class RefreshConfig(Section):
+    policy: Literal["absorbed", "all", "off"] = Field("absorbed", description="Recycle experts whose knowledge the neocortex absorbed, all experts, or none.")
+    probe_episodes: int = Field(8, ge=1, description="Most recent routed episodes used to test an expert's absorption.")
+    agreement_threshold: float = Field(0.95, ge=0, le=1, description="Base/teacher argmax agreement at which an expert counts as absorbed.")
+    reset_factor: float = Field(0.0, ge=0, le=1, description="theta = init + reset_factor * (theta - init); 0 gives a fresh expert.")
+
+
+class ConsolidationConfig(Section):
+    slow_lr: float = Field(2e-3, gt=0, description="AdamW learning rate of the neocortex in sleep.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay of the neocortex.")
+    wake_base_lr_scale: float = Field(0.0, ge=0, description="Neocortex LR in wake as a fraction of slow_lr; 0 keeps it frozen while awake.")
+    temperature: float = Field(1.0, gt=0, description="Distillation temperature applied to teacher and student logits.")
+    sleep_min_interval: int = Field(100, ge=1, description="Wake steps that must pass before pressure can trigger a sleep.")
+    sleep_max_interval: int = Field(100, ge=1, description="Wake steps after which a sleep is forced.")
+    min_sleep_steps: int = Field(50, ge=1, description="Sleep length at zero pressure.")
+    max_sleep_steps: int = Field(50, ge=1, description="Sleep length at or above the pressure threshold.")
+    pseudo_rehearsal: bool = Field(False, description="Mix pseudo-samples labelled by the combined model into replay batches.")
+    pseudo_ratio: float = Field(0.25, ge=0, le=1, description="Fraction of a replay batch replaced by pseudo-samples.")
+    pseudo_kind: Literal["random", "perturb"] = Field("perturb", description="Pseudo-samples from random tokens or replayed inputs with tokens perturbed.")
+    perturb_prob: float = Field(0.15, ge=0, le=1, description="Per-token replacement probability for pseudo_kind=perturb.")
+    grad_clip: float = Field(1.0, ge=0, description="Gradient-norm clip of the neocortex in sleep (0 disables).")
+    refresh: RefreshConfig = Field(default_factory=RefreshConfig, description="Expert refresh after each sleep; `refresh=false` is short for policy=off.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refresh_bool(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("refresh"), bool):
+            data = {**data, "refresh": {"policy": "absorbed" if data["refresh"] else "off"}}
+        return data
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ConsolidationConfig:
+        if self.sleep_min_interval > self.sleep_max_interval:
+            raise ValueError("sleep_min_interval must not exceed sleep_max_interval")
+        if self.min_sleep_steps > self.max_sleep_steps:
+            raise ValueError("min_sleep_steps must not exceed max_sleep_steps")
+        return self
+
+
+class EwcConfig(Section):
+    lambda_: float = Field(1.0, ge=0, alias="lambda", description="EWC strength on the mean-normalised Fisher; 0 disables EWC.")
+    fisher_decay: float = Field(0.99, ge=0, lt=1, description="Online Fisher: F <- decay * F + (1 - decay) * g^2.")
+    normalize_fisher: bool = Field(True, description="Divide F by its mean over parameters so lambda has a natural scale.")
+
+
+class SchedulerConfig(Section):
+    pressure_threshold: float = Field(0.5, gt=0, description="Pressure at which a sleep may start (after sleep_min_interval).")
+    saturation_weight: float = Field(0.4, ge=0, description="Weight of the saturation signal in the pressure.")
+    forgetting_weight: float = Field(0.4, ge=0, description="Weight of the forgetting signal in the pressure.")
+    novelty_weight: float = Field(0.2, ge=0, description="Weight of the novelty signal in the pressure.")
+    novelty: Literal["first_use", "surprise"] = Field("first_use", description="Novelty as the fraction of this step's experts never used before, or fast-loss surprise vs its running mean.")
+
+
+class BenchmarkConfig(Section):
+    name: Literal["toy", "instruction"] = Field("toy", description="Which continual benchmark to run.")
+    seq_len: int = Field(16, ge=2, description="Sequence length (toy: tokens per sequence; instruction: truncation length).")
+    num_tasks: int = Field(4, ge=1, description="Toy: number of tasks in the stream.")
+    switch_every: int = Field(200, ge=1, description="Toy: wake steps per task segment.")
+    schedule: Literal["sequential", "cycle"] = Field("sequential", description="Toy: each task once (continual protocol) or tasks recurring.")
+    heldout_size: int = Field(256, ge=1, description="Toy: held-out sequences per task, drawn before training.")
+    task_cue: bool = Field(True, description="Toy: position 0 is a reserved task token (beyond vocab_size, never a target).")
+    local_path: str | None = Field(None, description="Instruction: local .jsonl/.json file of examples.")
+    dataset_name: str | None = Field(None, description="Instruction: Hugging Face dataset id (used when local_path is not set).")
+    dataset_split: str = Field("train", description="Instruction: dataset split to read.")
+    prompt_field: str = Field("prompt", description="Instruction: field holding the prompt.")
+    response_field: str = Field("response", description="Instruction: field holding the response.")
+    task_field: str | None = Field("task", description="Instruction: field naming the task; null puts every example in one task.")
+    max_examples: int | None = Field(None, ge=1, description="Instruction: read at most this many examples.")
+    min_examples_per_task: int = Field(8, ge=1, description="Instruction: tasks with fewer examples are an error.")
+    heldout_per_task: int = Field(32, ge=1, description="Instruction: held-out examples per task.")
+    prompt_template: str = Field("{prompt}\n", description="Instruction: template with {prompt}; the response follows it.")
+    ignore_prompt_loss: bool = Field(True, description="Instruction: supervise only the response tokens.")
+    tokenizer_name: str | None = Field(None, description="Instruction: tokenizer id or path; null uses the model's.")
+    enforce_full_vocab: bool = Field(True, description="Instruction: error if the tokenizer is larger than model.vocab_size instead of dropping such examples.")
+    steps_per_task: int = Field(200, ge=1, description="Instruction: wake steps per task segment.")
+
+
+class TrainConfig(Section):
+    max_steps: int | None = Field(None, ge=1, description="Wake steps in total; null = num_tasks * switch_every (one full stream).")
+    batch_size: int = Field(32, ge=1, description="Sequences per wake step.")
+    eval_interval: int = Field(50, ge=1, description="Wake steps between forgetting evaluations on seen tasks' held-out sets.")
+    eval_batch_size: int = Field(256, ge=1, description="Sequences per evaluation forward pass.")
+    reward_from_correctness: bool = Field(True, description="Scale the fast loss by 1 + reward_alpha * (2 * accuracy - 1), clipped to [0.25, 2].")
+    amp_enabled: bool = Field(False, description="Automatic mixed precision (CUDA only; ignored with a note elsewhere).")
+    amp_dtype: Literal["fp16", "bf16"] = Field("bf16", description="AMP dtype: fp16 uses a grad scaler, bf16 does not.")
+    allow_tf32: bool = Field(False, description="Allow TF32 matmuls and convolutions on CUDA.")
+    matmul_precision: Literal["highest", "high", "medium"] = Field("highest", description="torch.set_float32_matmul_precision.")
+    compile: bool = Field(False, description="torch.compile the neocortex (ignored with a note where unsupported).")
+    ablation_no_sleep: bool = Field(False, description="Seed alias of mode=nosleep.")
+    ablation_disable_hippocampus: bool = Field(False, description="The no_hippocampus ablation: train nothing fast (delta is zero, teachers are the base model).")
+
+
+class LoggingConfig(Section):
+    run_name: str | None = Field(None, description="Run name; default <mode>-seed<seed>.")
+    log_interval: int = Field(1, ge=1, description="Write a metrics.jsonl record every N steps (segment ends and evals are always written).")
+    checkpoint_interval: int = Field(200, ge=1, description="Steps between checkpoints (a final one is always written).")
+    checkpoint_keep_last: int = Field(2, ge=1, description="Checkpoints kept on disk.")
+    use_wandb: bool = Field(False, description="Track the run in Weights & Biases (the platform's sink).")
+    wandb_project: str = Field("biollm-cls", description="W&B project.")
+    wandb_entity: str | None = Field(None, description="W&B entity (team or user); default from WANDB_ENTITY.")
+    wandb_mode: Literal["offline", "online", "disabled"] = Field("offline", description="W&B mode; WANDB_MODE overrides; online without WANDB_API_KEY falls back to offline.")
+    wandb_run_name: str | None = Field(None, description="W&B run name; default the run name.")
+    wandb_group: str | None = Field(None, description="W&B group.")
+    wandb_tags: list[str] = Field(default_factory=list, description="W&B tags.")
+    wandb_resume: Literal["allow", "must", "never", "auto"] | None = Field(None, description="W&B resume policy.")
+    wandb_log_checkpoints: bool = Field(True, description="Upload checkpoints as W&B model artifacts.")
+
+
+class ReproConfig(Section):
+    deterministic: bool = Field(True, description="torch.use_deterministic_algorithms (warn_only) and cuDNN determinism.")
+    cudnn_benchmark: bool = Field(False, description="cuDNN autotuning (faster, not deterministic).")
+
+
+class RunConfig(Section):
+    seed: int = Field(7, description="Seed of every random generator of the run.")
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto picks cuda, then mps, then cpu.")
+    mode: Literal["sleep", "nosleep"] = Field("sleep", description="The ablation: sleep consolidates; nosleep never sleeps nor refreshes.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The neocortex.")
+    experts: ExpertsConfig = Field(default_factory=ExpertsConfig, description="The hippocampus (mixture of experts).")
+    replay: ReplayConfig = Field(default_factory=ReplayConfig, description="The episodic replay buffer.")
+    consolidation: ConsolidationConfig = Field(default_factory=ConsolidationConfig, description="Sleep: distillation, scheduling bounds, refresh.")
+    ewc: EwcConfig = Field(default_factory=EwcConfig, description="Elastic weight consolidation.")
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig, description="Sleep pressure.")
+    benchmark: BenchmarkConfig = Field(default_factory=BenchmarkConfig, description="The continual task stream.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="The training loop.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logs, checkpoints and W&B.")
+    repro: ReproConfig = Field(default_factory=ReproConfig, description="Determinism settings.")
+
+    @model_validator(mode="after")
+    def _aliases_and_fit(self) -> RunConfig:
+        if self.train.ablation_no_sleep and self.mode != "nosleep":
+            self.mode = "nosleep"
+        if self.model.provider == "tiny":
+            if self.model.injection_layer > self.model.num_layers:
+                raise ValueError(f"model.injection_layer ({self.model.injection_layer}) must not exceed model.num_layers ({self.model.num_layers})")
+            if self.model.hidden_size % self.model.num_heads:
+                raise ValueError("model.hidden_size must be divisible by model.num_heads")
+            if self.benchmark.seq_len > self.model.max_seq_len:
+                raise ValueError(f"benchmark.seq_len ({self.benchmark.seq_len}) exceeds model.max_seq_len ({self.model.max_seq_len})")
+        return self
+
+    @property
+    def run_name(self) -> str:
+        return self.logging.run_name or f"{self.mode}-seed{self.seed}"

@@ -1,0 +1,102 @@
+"""The engine's extension points: neocortex backends, benchmarks and metrics sinks.
+
+Structural typing only (``Protocol``): a backend, benchmark or sink never inherits an implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of a benchmark.
+
+    ``labels[b, t]`` is the target of ``logits[b, t]`` (already shifted for next-token tasks);
+    -100 marks an unsupervised position. ``attention_mask`` is None when there is no padding.
+    """
+
+    input_ids: torch.Tensor  # (B, T) long
+    labels: torch.Tensor  # (B, T) long, -100 = ignored
+    task_id: int
+    attention_mask: torch.Tensor | None = None  # (B, T) long/bool, 1 = real token
+
+    def to(self, device: torch.device) -> Batch:
+        mask = None if self.attention_mask is None else self.attention_mask.to(device, non_blocking=True)
+        return Batch(self.input_ids.to(device, non_blocking=True), self.labels.to(device, non_blocking=True), self.task_id, mask)
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+
+@runtime_checkable
+class Neocortex(Protocol):
+    """The slow model, split at the injection point.
+
+    ``base(x) = decode(encode(x))``; ``combined(x) = decode(encode(x) + delta)``.
+    """
+
+    hidden_size: int  # H
+    vocab_size: int  # V: logits are cut to the active vocabulary
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) ids -> (B, T, H) hidden state at the injection point."""
+        ...
+
+    def decode(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, H) hidden -> (B, T, V) logits (the layers above the injection point and the head)."""
+        ...
+
+    def consolidation_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """The named parameters that sleep trains and EWC anchors (all, or a documented subset)."""
+        ...
+
+
+@runtime_checkable
+class ContinualBenchmark(Protocol):
+    """A stream of tasks presented one after another, each with a fixed held-out set."""
+
+    num_tasks: int
+    input_vocab_size: int  # embedding rows the neocortex needs (reserved cue tokens included)
+    total_steps: int  # wake steps of one full pass over the stream
+
+    def task_at(self, step: int) -> int:
+        """Task id trained at wake step ``step`` (0-based)."""
+        ...
+
+    def segment_ends(self) -> list[int]:
+        """0-based wake steps after which a task segment ends (the accuracy matrix's rows)."""
+        ...
+
+    def train_batch(self, step: int, batch_size: int) -> Batch:
+        """The batch of wake step ``step``: a pure function of (benchmark seed, step), so resume is exact."""
+        ...
+
+    def heldout(self, task_id: int) -> Batch:
+        """Task ``task_id``'s held-out set, fixed before training."""
+        ...
+
+
+@runtime_checkable
+class MetricsSink(Protocol):
+    """Where metrics leave the engine (JSONL here; the platform adds W&B, Ray reporting, progress bars)."""
+
+    def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
+        """One record of per-step metrics (the keys of spec section 8)."""
+        ...
+
+    def log_checkpoint(self, step: int, path: Path, final: bool) -> None:
+        """A checkpoint directory was written atomically at ``path``."""
+        ...
+
+    def log_summary(self, summary: Mapping[str, Any]) -> None:
+        """The run's final summary (the contents of summary.json)."""
+        ...
+
+    def close(self) -> None: ...
