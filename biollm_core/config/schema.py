@@ -63,7 +63,7 @@ class ExpertsConfig(Section):
 class ReplayConfig(Section):
     capacity: int = Field(4096, ge=1, description="Episodes kept in the replay buffer (reservoir sampling).")
     batch_size: int = Field(64, ge=1, description="Episodes per sleep step.")
-    teacher_storage: Literal["topk", "full"] = Field("full", description="Store the teacher's top-k logits per supervised token (fp16 + indices) or all logits (fp16).")
+    teacher_storage: Literal["topk", "full"] = Field("topk", description="Store the teacher's top-k logits per supervised token (fp16 + indices) or all logits (fp16).")
     teacher_topk: int = Field(16, ge=1, description="Logits kept per supervised token when teacher_storage=topk.")
 
 

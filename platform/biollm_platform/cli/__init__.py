@@ -1,0 +1,1 @@
+"""The `biollm` command line: one Typer app (app.py) and one module per command group."""

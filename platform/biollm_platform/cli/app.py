@@ -1,0 +1,81 @@
+"""The `biollm` command: one Typer app, one module per command group, one error handler.
+
+Errors the user can cause (biollm_core.errors.UserError, a missing file) become one line on stderr,
+prefixed `error:`, and exit code 2; `biollm --debug ...` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from biollm_core.errors import UserError
+from biollm_platform.cli import config_cmd
+
+_DEBUG = "biollm.debug"  # key in click's ctx.meta, shared by every command of one invocation
+
+
+class _HandleUserErrors(TyperGroup):
+    """The root command group; it turns known errors into one message line and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (UserError, FileNotFoundError) as error:
+            if ctx.meta.get(_DEBUG):
+                raise
+            print_error(error)
+            raise typer.Exit(code=2) from None
+
+
+def print_error(error: BaseException) -> None:
+    """Print an error's message on stderr, `error:` before each of its lines."""
+    if isinstance(error, FileNotFoundError) and error.filename is not None:
+        message = f"file not found: {error.filename}"
+    else:
+        message = str(error) or type(error).__name__
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
+    for line in message.splitlines():
+        console.print(f"[bold red]error:[/] {escape(line)}")
+
+
+app = typer.Typer(
+    name="biollm",
+    cls=_HandleUserErrors,
+    help="Continual-learning experiments with a CLS learner: configs, sweeps on Ray, results.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets (W&B keys)
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback of an error instead of one line.")
+    ] = False,
+) -> None:
+    """Continual-learning experiments with a CLS learner: configs, sweeps on Ray, results."""
+    ctx.meta[_DEBUG] = debug
+
+
+# Command groups: one module each in biollm_platform/cli/ exposing a Typer `app`, registered with one
+# line here (import it beside config_cmd above), e.g.:
+#   app.add_typer(train.app, name="train")
+#   app.add_typer(sweep.app, name="sweep")
+#   app.add_typer(results.app, name="results")
+#   app.add_typer(data.app, name="data")
+#   app.add_typer(doctor.app, name="doctor")
+#   app.add_typer(bench.app, name="bench")
+app.add_typer(config_cmd.app, name="config")
+
+
+def main() -> None:
+    """Console-script entry point (`biollm`)."""
+    app(prog_name="biollm")

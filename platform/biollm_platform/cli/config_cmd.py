@@ -1,0 +1,72 @@
+"""`biollm config`: show the resolved run configuration, list presets, print the schema."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.syntax import Syntax
+
+from biollm_core.config.loader import compose_config, config_to_dict, load_config_dict, presets_by_group
+from biollm_core.config.schema import RunConfig
+
+app = typer.Typer(
+    help="Inspect the run configuration: presets, overrides and the schema.", no_args_is_help=True
+)
+
+Overrides = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Overrides: preset selection (train=cpu), dotted keys (experts.num_experts=16), "
+        "top-level keys (mode=nosleep); values are YAML (true, 1e-3, null, [a,b]).",
+        show_default=False,
+    ),
+]
+Files = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--file",
+        "-f",
+        help="YAML override file (nested keys; `groups: {train: cpu}` selects presets); repeatable, "
+        "applied in order before the command-line overrides.",
+        show_default=False,
+    ),
+]
+
+
+@app.command("show")
+def show(
+    overrides: Overrides = None,
+    files: Files = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of YAML.")] = False,
+) -> None:
+    """Print the validated run configuration after presets, files and overrides."""
+    composed = compose_config(overrides or [], files or [])
+    data = config_to_dict(load_config_dict(composed.data, origins=composed.origins))
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    groups = " ".join(f"{group}={name}" for group, name in composed.groups.items())
+    text = f"# presets: {groups}\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    if sys.stdout.isatty():
+        Console().print(Syntax(text, "yaml", background_color="default"))
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command("presets")
+def presets() -> None:
+    """List the presets of each config group (select one with GROUP=NAME, e.g. train=cpu)."""
+    for group, names in presets_by_group().items():
+        typer.echo(f"{group}: {', '.join(names)}")
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of the run configuration (keys as written in YAML, e.g. ewc.lambda)."""
+    typer.echo(json.dumps(RunConfig.model_json_schema(by_alias=True), indent=2))
