@@ -15,7 +15,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from biollm_core.errors import UserError
-from biollm_platform.cli import config_cmd
+from biollm_platform.cli import config_cmd, data, results, train
 
 _DEBUG = "biollm.debug"  # key in click's ctx.meta, shared by every command of one invocation
 
@@ -74,6 +74,9 @@ def _root(
 #   app.add_typer(doctor.app, name="doctor")
 #   app.add_typer(bench.app, name="bench")
 app.add_typer(config_cmd.app, name="config")
+app.command("train")(train.train)
+app.add_typer(results.app, name="results")
+app.add_typer(data.app, name="data")
 
 
 def main() -> None:

@@ -1,0 +1,128 @@
+"""Run artifacts (spec §9): atomic JSON files, the JSONL metrics sink and the run metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SECRET_WORDS = {"secret", "password", "passwd", "apikey", "credentials"}
+SPECIAL_TOKEN_WORDS = {"eos", "bos", "pad", "unk", "sep", "cls", "mask"}  # eos_token & co. are not credentials
+
+
+def json_safe(value: Any) -> Any:
+    """Non-finite floats become null (strict JSON); tensors become Python numbers."""
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def is_secret_key(key: str) -> bool:
+    """``wandb_api_key``, ``hf_token``, ``password`` are credentials; ``tokenizer_name``, ``tokens_per_s`` are not.
+
+    Words are compared whole (``token`` is a credential, ``tokens`` and ``tokenizer`` are not).
+    """
+    words = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).lower()) if w]
+    if SECRET_WORDS & set(words):
+        return True
+    pairs = zip(["", *words], words, strict=False)
+    return any((w == "key" and p == "api") or (w == "token" and p not in SPECIAL_TOKEN_WORDS) for p, w in pairs)
+
+
+def redact(value: Any) -> Any:
+    """Drop values of secret-looking keys (api keys, tokens, passwords) from nested mappings."""
+    if isinstance(value, Mapping):
+        return {k: ("<redacted>" if is_secret_key(str(k)) else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file and a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(json_safe(data), handle, indent=2, sort_keys=True, allow_nan=False)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+class JsonlSink:
+    """Implements ``MetricsSink``: metrics.jsonl, one JSON object a line, flushed after every write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = path.open("a", encoding="utf-8")
+
+    def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
+        self._handle.write(json.dumps(json_safe({"step": step, **metrics}), allow_nan=False) + "\n")
+        self._handle.flush()
+
+    def log_checkpoint(self, step: int, path: Path, final: bool) -> None:
+        pass
+
+    def log_summary(self, summary: Mapping[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Keep only the records with ``step <= last_step`` (used when resuming from a checkpoint)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _lockfile_hash(root: Path) -> str | None:
+    lock = root / "uv.lock"
+    return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.exists() else None
+
+
+def run_metadata(device: torch.device, notes: list[str]) -> dict[str, Any]:
+    root = Path(__file__).resolve().parent.parent
+    versions = {}
+    for package in ("torch", "transformers", "ray", "wandb", "numpy", "pydantic", "biollm"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": versions,
+        "git_commit": _git_commit(root),
+        "lockfile_sha256": _lockfile_hash(root),
+        "device": str(device),
+        "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "notes": notes,
+    }

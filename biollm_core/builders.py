@@ -1,0 +1,97 @@
+"""Builders: map config sections to flat keyword arguments. Modules never receive a whole config."""
+
+from __future__ import annotations
+
+import torch
+
+from biollm_core.benchmarks.toy import ToyBenchmark
+from biollm_core.config.schema import RunConfig
+from biollm_core.errors import UserError
+from biollm_core.hippocampus import Hippocampus
+from biollm_core.models.tiny_transformer import TinyTransformer
+from biollm_core.protocols import ContinualBenchmark, Neocortex
+from biollm_core.replay_buffer import ReplayBuffer
+from biollm_core.sleep import SleepSettings
+from biollm_core.sleep_pressure import SleepScheduler
+
+
+def build_benchmark(cfg: RunConfig) -> ContinualBenchmark:
+    b = cfg.benchmark
+    if b.name == "toy":
+        total = cfg.train.max_steps
+        return ToyBenchmark(
+            vocab_size=cfg.model.vocab_size, seq_len=b.seq_len, num_tasks=b.num_tasks, switch_every=b.switch_every,
+            schedule=b.schedule, heldout_size=b.heldout_size, task_cue=b.task_cue, seed=cfg.seed, total_steps=total,
+        )
+    from biollm_core.benchmarks.instruction import build_instruction_benchmark  # transformers is heavy: lazy
+    from biollm_core.models.hf_causal_lm import load_tokenizer
+
+    m = cfg.model
+    if b.tokenizer_name is None and m.provider == "tiny":
+        raise UserError("benchmark=instruction with model.provider=tiny needs benchmark.tokenizer_name")
+    tokenizer = load_tokenizer(
+        b.tokenizer_name or m.hf_model_name, local_files_only=m.hf_local_files_only,
+        revision=None if b.tokenizer_name else m.hf_revision, trust_remote_code=m.hf_trust_remote_code,
+    )
+    return build_instruction_benchmark(
+        tokenizer=tokenizer, local_path=b.local_path, dataset_name=b.dataset_name, dataset_split=b.dataset_split,
+        prompt_field=b.prompt_field, response_field=b.response_field, task_field=b.task_field,
+        max_examples=b.max_examples, min_examples_per_task=b.min_examples_per_task,
+        heldout_per_task=b.heldout_per_task, prompt_template=b.prompt_template,
+        ignore_prompt_loss=b.ignore_prompt_loss, enforce_full_vocab=b.enforce_full_vocab,
+        steps_per_task=b.steps_per_task, seq_len=b.seq_len, vocab_size=m.vocab_size, seed=cfg.seed,
+    )
+
+
+def build_neocortex(cfg: RunConfig, input_vocab_size: int) -> Neocortex:
+    m = cfg.model
+    if m.provider == "tiny":
+        return TinyTransformer(
+            vocab_size=m.vocab_size, input_vocab_size=input_vocab_size, hidden_size=m.hidden_size,
+            num_layers=m.num_layers, num_heads=m.num_heads, mlp_ratio=m.mlp_ratio, max_seq_len=m.max_seq_len,
+            injection_layer=m.injection_layer, dropout=m.dropout,
+        )
+    from biollm_core.models.hf_causal_lm import build_hf_neocortex
+
+    return build_hf_neocortex(
+        model_name=m.hf_model_name, revision=m.hf_revision, trust_remote_code=m.hf_trust_remote_code,
+        torch_dtype=m.hf_torch_dtype, attn_implementation=m.hf_attn_implementation,
+        gradient_checkpointing=m.hf_gradient_checkpointing, local_files_only=m.hf_local_files_only,
+        injection_fraction=m.hf_injection_fraction, vocab_size=m.vocab_size,
+        consolidate_top_blocks=m.consolidate_top_blocks,
+    )
+
+
+def build_hippocampus(cfg: RunConfig, hidden_size: int) -> Hippocampus:
+    e = cfg.experts
+    return Hippocampus(
+        hidden_size=hidden_size, num_experts=e.num_experts, expert_hidden=e.expert_hidden, top_k=e.top_k,
+        routing=e.routing, init_scale=e.init_scale, utilization_bonus=e.utilization_bonus,
+        capacity_penalty=e.capacity_penalty, seed=cfg.seed + 1,
+    )
+
+
+def build_replay(cfg: RunConfig, seq_len: int, device: torch.device, with_attention_mask: bool) -> ReplayBuffer:
+    r = cfg.replay
+    return ReplayBuffer(
+        capacity=r.capacity, seq_len=seq_len, vocab_size=cfg.model.vocab_size, top_k_experts=cfg.experts.top_k,
+        teacher_storage=r.teacher_storage, teacher_topk=r.teacher_topk, device=device, seed=cfg.seed + 2,
+        with_attention_mask=with_attention_mask,
+    )
+
+
+def build_scheduler(cfg: RunConfig) -> SleepScheduler:
+    c = cfg.consolidation
+    return SleepScheduler(
+        min_interval=c.sleep_min_interval, max_interval=c.sleep_max_interval, threshold=cfg.scheduler.pressure_threshold,
+        min_steps=c.min_sleep_steps, max_steps=c.max_sleep_steps,
+    )
+
+
+def build_sleep_settings(cfg: RunConfig) -> SleepSettings:
+    c = cfg.consolidation
+    return SleepSettings(
+        batch_size=cfg.replay.batch_size, temperature=c.temperature, ewc_lambda=cfg.ewc.lambda_,
+        fisher_decay=cfg.ewc.fisher_decay, normalize_fisher=cfg.ewc.normalize_fisher, grad_clip=c.grad_clip,
+        pseudo_ratio=c.pseudo_ratio if c.pseudo_rehearsal else 0.0, pseudo_kind=c.pseudo_kind, perturb_prob=c.perturb_prob,
+    )

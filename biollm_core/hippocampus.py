@@ -1,0 +1,150 @@
+"""The hippocampus: a sparse mixture of small experts that adds a delta to the neocortex (spec §2).
+
+Experts are stored as stacked tensors (E, ...) so routing and expert evaluation are batched: no Python
+loop over the batch, the experts or k.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from biollm_core.routing import adjusted_router_logits, expert_capacity, top_k_routing
+
+
+@dataclass
+class RoutingOutput:
+    delta: torch.Tensor  # (B, T, H)
+    probs: torch.Tensor  # (N, E) softmax over adjusted router logits; N = B (sequence) or B*T (token)
+    indices: torch.Tensor  # (N, k) chosen experts
+    episode_experts: torch.Tensor  # (B, k) the experts each sequence was routed to (for the replay buffer)
+
+
+class Hippocampus(nn.Module):
+    def __init__(
+        self,
+        *,
+        hidden_size: int,
+        num_experts: int,
+        expert_hidden: int,
+        top_k: int,
+        routing: str,
+        init_scale: float,
+        utilization_bonus: float,
+        capacity_penalty: float,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.num_experts, self.top_k, self.routing = num_experts, top_k, routing
+        self.utilization_bonus, self.capacity_penalty = utilization_bonus, capacity_penalty
+        g = torch.Generator().manual_seed(seed)
+        bound_in = 1.0 / math.sqrt(hidden_size)
+        E, H, D = num_experts, hidden_size, expert_hidden
+        self.w1 = nn.Parameter((torch.rand(E, H, D, generator=g) * 2 - 1) * bound_in)
+        self.b1 = nn.Parameter(torch.zeros(E, D))
+        # Output layer near zero: a fresh expert barely changes the neocortex.
+        self.w2 = nn.Parameter(torch.randn(E, D, H, generator=g) * init_scale)
+        self.b2 = nn.Parameter(torch.zeros(E, H))
+        self.router = nn.Linear(H, E)
+        with torch.no_grad():
+            self.router.weight.copy_(torch.randn(E, H, generator=g) * 0.02)
+            self.router.bias.zero_()
+        for name in ("w1", "b1", "w2", "b2"):
+            self.register_buffer(f"{name}_init", getattr(self, name).detach().clone())
+        self.register_buffer("counts", torch.zeros(E))  # activations per expert so far
+        self.register_buffer("drift", torch.zeros(E))  # L2 distance from init, refreshed every drift_interval
+        self.register_buffer("ever_used", torch.zeros(E, dtype=torch.bool))
+
+    # ---- statistics -------------------------------------------------------------------------------
+    def usage_share(self) -> torch.Tensor:
+        return self.counts / self.counts.sum().clamp_min(1.0)
+
+    def capacity(self) -> torch.Tensor:
+        return expert_capacity(self.counts, self.drift)
+
+    @torch.no_grad()
+    def record_routing(self, indices: torch.Tensor) -> torch.Tensor:
+        """Count this step's activations; returns novelty = fraction of chosen experts never used before."""
+        chosen = torch.zeros(self.num_experts, dtype=torch.bool, device=indices.device)
+        chosen[indices.flatten()] = True
+        novelty = (chosen & ~self.ever_used).sum() / chosen.sum().clamp_min(1)
+        self.counts += torch.bincount(indices.flatten(), minlength=self.num_experts).to(self.counts.dtype)
+        self.ever_used |= chosen
+        return novelty.float()
+
+    @torch.no_grad()
+    def update_drift(self) -> None:
+        """One sweep over the expert weights: (E,) L2 distance of each expert from its initial values."""
+        sq = torch.zeros_like(self.drift)
+        for name in ("w1", "b1", "w2", "b2"):
+            diff = getattr(self, name) - getattr(self, f"{name}_init")
+            sq += diff.pow(2).flatten(1).sum(1)
+        self.drift.copy_(sq.sqrt())
+
+    @torch.no_grad()
+    def reset_experts(self, experts: torch.Tensor, reset_factor: float) -> None:
+        """Recycle ``experts`` (bool mask (E,)): theta = init + reset_factor * (theta - init)."""
+        keep = torch.where(experts, torch.tensor(reset_factor, device=experts.device), torch.ones((), device=experts.device))
+        for name in ("w1", "b1", "w2", "b2"):
+            param, init = getattr(self, name), getattr(self, f"{name}_init")
+            shape = (-1,) + (1,) * (param.dim() - 1)
+            param.lerp_(init, 1 - keep.view(shape))  # lerp is exact at weights 0 and 1: spared experts keep their bits
+        self.router.bias.mul_(keep)
+        self.counts.mul_(keep)
+        self.drift.mul_(keep)
+        self.ever_used &= ~experts | (keep > 0)
+
+    # ---- forward ----------------------------------------------------------------------------------
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> RoutingOutput:
+        B, T, H = hidden.shape
+        if self.routing == "sequence":
+            if attention_mask is None:
+                units = hidden.mean(dim=1)  # (B, H)
+            else:
+                m = attention_mask.to(hidden.dtype).unsqueeze(-1)
+                units = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+        else:
+            units = hidden.reshape(B * T, H)
+        logits = adjusted_router_logits(
+            self.router(units), self.usage_share(), self.capacity(), self.utilization_bonus, self.capacity_penalty
+        )
+        probs = logits.float().softmax(dim=-1).to(hidden.dtype)  # (N, E)
+        weights, indices = top_k_routing(probs, self.top_k)  # (N, k)
+        if self.routing == "sequence":
+            delta = self._sequence_delta(hidden, weights, indices)
+            episode_experts = indices
+        else:
+            delta = self._token_delta(units, weights, indices).view(B, T, H)
+            episode_experts = self._dominant_experts(weights.view(B, T, -1), indices.view(B, T, -1))
+        return RoutingOutput(delta=delta, probs=probs, indices=indices, episode_experts=episode_experts)
+
+    def _sequence_delta(self, hidden: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        # Only the k chosen experts of each sequence are evaluated: gather their weights.
+        B, T, H = hidden.shape
+        k, D = indices.shape[1], self.w1.shape[2]
+        w1 = self.w1[indices].permute(0, 2, 1, 3).reshape(B, H, k * D)  # (B, H, k*D)
+        h = torch.bmm(hidden, w1).view(B, T, k, D) + self.b1[indices].unsqueeze(1)  # (B, T, k, D)
+        h = F.gelu(h) * weights.view(B, 1, k, 1)  # mixture weights folded in before the output layer
+        w2 = self.w2[indices].reshape(B, k * D, H)  # (B, k*D, H)
+        out = torch.bmm(h.reshape(B, T, k * D), w2)  # (B, T, H) = sum_j p_j * W2_j h_j
+        return out + torch.einsum("bk,bkh->bh", weights, self.b2[indices]).unsqueeze(1)
+
+    def _token_delta(self, units: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        # Per-token routing evaluates every expert densely and mixes with a sparse (N, E) weight matrix:
+        # one batched matmul beats gathering an (N, k, H, D) weight tensor at these sizes.
+        dense = torch.zeros(units.shape[0], self.num_experts, dtype=units.dtype, device=units.device)
+        dense.scatter_(1, indices, weights)  # (N, E)
+        h = F.gelu(torch.einsum("nh,ehd->ned", units, self.w1) + self.b1)  # (N, E, D)
+        out = torch.einsum("ned,edh->neh", h * dense.unsqueeze(-1), self.w2)  # (N, E, H)
+        return out.sum(1) + dense @ self.b2
+
+    def _dominant_experts(self, weights: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """(B, T, k) token routing -> (B, k) the experts with the most routing mass in each sequence."""
+        B = weights.shape[0]
+        mass = torch.zeros(B, self.num_experts, dtype=weights.dtype, device=weights.device)
+        mass.scatter_add_(1, indices.reshape(B, -1), weights.reshape(B, -1))
+        return mass.topk(self.top_k, dim=-1).indices

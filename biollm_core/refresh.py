@@ -1,0 +1,81 @@
+"""Expert refresh after sleep (spec §6): recycle experts whose knowledge the neocortex has absorbed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from biollm_core.hippocampus import Hippocampus
+from biollm_core.protocols import Neocortex
+from biollm_core.replay_buffer import ReplayBuffer
+
+
+@dataclass
+class RefreshResult:
+    refreshed: int
+    mean_agreement: float  # over experts that had probe episodes (nan if none had)
+
+
+def absorption_agreement(
+    base_argmax: torch.Tensor, teacher_argmax: torch.Tensor, labels: torch.Tensor, owner: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-expert agreement of base and teacher argmax on supervised tokens.
+
+    base_argmax, teacher_argmax, labels: (E, P, T) for each expert's P probe episodes; valid: (E, P).
+    Returns agreement (E,) and whether each expert had any supervised probe token (E,).
+    """
+    supervised = (labels != -100) & valid.unsqueeze(-1)
+    agree = ((base_argmax == teacher_argmax) & supervised).flatten(1).sum(1)
+    total = supervised.flatten(1).sum(1)
+    return agree / total.clamp_min(1), total > 0
+
+
+@torch.no_grad()
+def refresh_experts(
+    neocortex: Neocortex,
+    hippocampus: Hippocampus,
+    optimizer: torch.optim.Optimizer,
+    replay: ReplayBuffer,
+    *,
+    policy: str,
+    probe_episodes: int,
+    agreement_threshold: float,
+    reset_factor: float,
+) -> RefreshResult:
+    E = hippocampus.num_experts
+    if policy == "off":
+        return RefreshResult(0, float("nan"))
+    if policy == "all":
+        chosen = torch.ones(E, dtype=torch.bool, device=hippocampus.counts.device)
+        mean_agreement = float("nan")
+    else:
+        index, valid = replay.recent_episodes_of(E, probe_episodes)  # (E, P)
+        sample = replay.gather(index.flatten())
+        base = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
+        if sample.teacher_indices is None:
+            teacher_argmax = sample.teacher.float().argmax(-1)
+        else:  # top-k storage keeps the logits sorted: entry 0 is the argmax
+            teacher_argmax = sample.teacher_indices[..., 0]
+        shape = (E, index.shape[1], -1)
+        agreement, tested = absorption_agreement(
+            base.argmax(-1).view(shape), teacher_argmax.view(shape), sample.labels.view(shape), index, valid
+        )
+        chosen = tested & (agreement >= agreement_threshold)
+        mean_agreement = float(agreement[tested].mean()) if bool(tested.any()) else float("nan")
+    hippocampus.reset_experts(chosen, reset_factor)
+    _reset_optimizer_rows(optimizer, hippocampus, chosen, reset_factor)
+    return RefreshResult(int(chosen.sum()), mean_agreement)
+
+
+def _reset_optimizer_rows(optimizer: torch.optim.Optimizer, hippocampus: Hippocampus, chosen: torch.Tensor, reset_factor: float) -> None:
+    """Scale the AdamW moments of recycled experts like their weights, so old momentum cannot undo a reset."""
+    keep = torch.where(chosen, torch.tensor(reset_factor, device=chosen.device), torch.ones((), device=chosen.device))
+    for param in (hippocampus.w1, hippocampus.b1, hippocampus.w2, hippocampus.b2, hippocampus.router.bias):
+        state = optimizer.state.get(param)
+        if not state:
+            continue
+        shape = (-1,) + (1,) * (param.dim() - 1)
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in state:
+                state[key].mul_(keep.view(shape))

@@ -1,0 +1,156 @@
+"""Episodic replay buffer with reservoir sampling and bounded teacher storage (spec §3.5, §5.1).
+
+Storage is preallocated on the model's device. Which slots an incoming batch overwrites is decided on the
+host from a seeded CPU generator, so writing never waits on the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ReplaySample:
+    input_ids: torch.Tensor  # (B, T)
+    labels: torch.Tensor  # (B, T)
+    attention_mask: torch.Tensor | None  # (B, T) bool
+    teacher: torch.Tensor  # (B, T, V) or (B, T, K) logits
+    teacher_indices: torch.Tensor | None  # (B, T, K) vocabulary ids of a top-k teacher
+    task_ids: torch.Tensor  # (B,)
+
+
+def reservoir_slots(n_seen: int, batch: int, capacity: int, generator: torch.Generator) -> list[tuple[int, int]]:
+    """(element index in batch, slot) pairs for ``batch`` new items after ``n_seen`` seen so far.
+
+    Algorithm R: item number n (0-based) goes to slot n while the buffer fills, then to slot j ~ U{0..n}
+    if j < capacity. A later element overwriting the same slot wins, as in the sequential algorithm.
+    """
+    draws = torch.rand(batch, generator=generator, dtype=torch.float64).tolist()
+    chosen: dict[int, int] = {}
+    for i, u in enumerate(draws):
+        n = n_seen + i
+        slot = n if n < capacity else int(u * (n + 1))
+        if slot < capacity:
+            chosen[slot] = i
+    return [(i, slot) for slot, i in chosen.items()]
+
+
+class ReplayBuffer:
+    def __init__(
+        self,
+        *,
+        capacity: int,
+        seq_len: int,
+        vocab_size: int,
+        top_k_experts: int,
+        teacher_storage: str,
+        teacher_topk: int,
+        device: torch.device,
+        seed: int,
+        with_attention_mask: bool,
+    ) -> None:
+        self.capacity, self.teacher_storage = capacity, teacher_storage
+        self.teacher_topk = min(teacher_topk, vocab_size)
+        self.n_seen = 0
+        self.generator = torch.Generator().manual_seed(seed)
+        C, T = capacity, seq_len
+        width = vocab_size if teacher_storage == "full" else self.teacher_topk
+        index_dtype = torch.int16 if vocab_size <= 32767 else torch.int32
+        self.tensors: dict[str, torch.Tensor] = {
+            "input_ids": torch.zeros(C, T, dtype=torch.int32, device=device),
+            "labels": torch.full((C, T), -100, dtype=torch.int32, device=device),
+            "teacher": torch.zeros(C, T, width, dtype=torch.float16, device=device),
+            "task_ids": torch.zeros(C, dtype=torch.int32, device=device),
+            "steps": torch.full((C,), -1, dtype=torch.int64, device=device),
+            "experts": torch.full((C, top_k_experts), -1, dtype=torch.int16, device=device),
+        }
+        if teacher_storage == "topk":
+            self.tensors["teacher_indices"] = torch.zeros(C, T, width, dtype=index_dtype, device=device)
+        if with_attention_mask:
+            self.tensors["attention_mask"] = torch.zeros(C, T, dtype=torch.bool, device=device)
+
+    def __len__(self) -> int:
+        return min(self.n_seen, self.capacity)
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+
+    def bytes_per_episode(self) -> int:
+        return self.nbytes() // self.capacity
+
+    @torch.no_grad()
+    def add(
+        self,
+        *,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        teacher_logits: torch.Tensor,
+        task_id: int,
+        step: int,
+        experts: torch.Tensor,
+    ) -> None:
+        """Offer every sequence of a batch as an episode; the teacher is the (B, T, V) combined logits."""
+        B = input_ids.shape[0]
+        pairs = reservoir_slots(self.n_seen, B, self.capacity, self.generator)
+        self.n_seen += B
+        if not pairs:
+            return
+        device = self.tensors["input_ids"].device
+        rows = torch.tensor([i for i, _ in pairs], device=device)
+        slots = torch.tensor([s for _, s in pairs], device=device)
+        t = self.tensors
+        t["input_ids"][slots] = input_ids[rows].to(torch.int32)
+        t["labels"][slots] = labels[rows].to(torch.int32)
+        t["task_ids"][slots] = task_id
+        t["steps"][slots] = step
+        t["experts"][slots] = experts[rows].to(torch.int16)
+        if attention_mask is not None and "attention_mask" in t:
+            t["attention_mask"][slots] = attention_mask[rows].bool()
+        teacher = teacher_logits[rows]
+        if self.teacher_storage == "topk":
+            values, indices = teacher.float().topk(self.teacher_topk, dim=-1)
+            t["teacher"][slots] = values.half()
+            t["teacher_indices"][slots] = indices.to(t["teacher_indices"].dtype)
+        else:
+            t["teacher"][slots] = teacher.half()
+
+    def sample(self, batch_size: int) -> ReplaySample:
+        """A shuffled batch drawn uniformly without replacement (with replacement if the buffer is smaller)."""
+        size = len(self)
+        if size >= batch_size:
+            index = torch.randperm(size, generator=self.generator)[:batch_size]
+        else:
+            index = torch.randint(0, size, (batch_size,), generator=self.generator)
+        return self.gather(index.to(self.tensors["input_ids"].device))
+
+    def gather(self, index: torch.Tensor) -> ReplaySample:
+        t = self.tensors
+        return ReplaySample(
+            input_ids=t["input_ids"][index].long(),
+            labels=t["labels"][index].long(),
+            attention_mask=t["attention_mask"][index] if "attention_mask" in t else None,
+            teacher=t["teacher"][index],
+            teacher_indices=t["teacher_indices"][index].long() if "teacher_indices" in t else None,
+            task_ids=t["task_ids"][index],
+        )
+
+    def recent_episodes_of(self, num_experts: int, per_expert: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """For each expert, its most recent routed episodes: indices (E, P) and validity (E, P)."""
+        t = self.tensors
+        routed = (t["experts"].long().unsqueeze(-1) == torch.arange(num_experts, device=t["experts"].device)).any(1)  # (C, E)
+        score = torch.where(routed, t["steps"].unsqueeze(-1), torch.full_like(t["steps"].unsqueeze(-1), -1))  # (C, E)
+        P = min(per_expert, self.capacity)
+        top_score, top_index = score.t().topk(P, dim=-1)  # (E, P)
+        return top_index, top_score >= 0
+
+    def state_dict(self) -> dict:
+        return {"n_seen": self.n_seen, "generator": self.generator.get_state(), **{f"t.{k}": v for k, v in self.tensors.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.n_seen = int(state["n_seen"])
+        self.generator.set_state(state["generator"])
+        for k, v in self.tensors.items():
+            v.copy_(state[f"t.{k}"])

@@ -1,0 +1,159 @@
+"""Sleep (spec §5): shuffled replay consolidated into the neocortex by distillation + online-Fisher EWC."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from biollm_core.device import Precision
+from biollm_core.distillation import distillation_loss
+from biollm_core.ewc import add_ewc_gradient, ewc_penalty, fisher_scale, update_fisher
+from biollm_core.protocols import Neocortex
+from biollm_core.replay_buffer import ReplayBuffer, ReplaySample
+
+
+class EwcState:
+    """The anchor theta* and the online diagonal Fisher for the neocortex's consolidated parameters."""
+
+    def __init__(self, named_params: list[tuple[str, torch.nn.Parameter]]) -> None:
+        self.names = [n for n, _ in named_params]
+        self.params = [p for _, p in named_params]
+        self.anchors = [p.detach().clone() for p in self.params]
+        self.fisher = [torch.zeros_like(p) for p in self.params]
+
+    @torch.no_grad()
+    def retake_anchor(self) -> None:
+        torch._foreach_copy_(self.anchors, [p.detach() for p in self.params])
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.anchors + self.fisher)
+
+    def state_dict(self) -> dict:
+        return {"anchors": dict(zip(self.names, self.anchors, strict=True)), "fisher": dict(zip(self.names, self.fisher, strict=True))}
+
+    def load_state_dict(self, state: dict) -> None:
+        with torch.no_grad():
+            for name, a, f in zip(self.names, self.anchors, self.fisher, strict=True):
+                a.copy_(state["anchors"][name])
+                f.copy_(state["fisher"][name])
+
+
+@dataclass
+class SleepStats:
+    steps: int
+    updates: int  # steps whose loss was finite and that updated the neocortex
+    skipped: int
+    distill_kl: float  # mean over the cycle
+    ewc_penalty: float  # at the last step
+
+
+@dataclass
+class SleepSettings:
+    batch_size: int
+    temperature: float
+    ewc_lambda: float
+    fisher_decay: float
+    normalize_fisher: bool
+    grad_clip: float
+    pseudo_ratio: float  # 0 = no pseudo-rehearsal
+    pseudo_kind: str
+    perturb_prob: float
+
+
+def pseudo_samples(
+    sample: ReplaySample,
+    count: int,
+    vocab_size: int,
+    kind: str,
+    perturb_prob: float,
+    combined: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+    generator: torch.Generator,
+) -> ReplaySample:
+    """Replace the first ``count`` episodes by pseudo-samples labelled by the current combined model.
+
+    ``random`` draws fresh tokens at the supervised positions; ``perturb`` replaces each of them with
+    probability ``perturb_prob``. Unsupervised positions (task cues, prompts) are kept.
+    """
+    ids = sample.input_ids.clone()
+    head = ids[:count]
+    supervised = sample.labels[:count] != -100
+    noise = torch.randint(0, vocab_size, head.shape, generator=generator).to(ids.device)
+    if kind == "perturb":
+        supervised &= torch.rand(head.shape, generator=generator).to(ids.device) < perturb_prob
+    ids[:count] = torch.where(supervised, noise, head)
+    with torch.no_grad():
+        logits = combined(ids[:count], None if sample.attention_mask is None else sample.attention_mask[:count])
+    teacher, indices = sample.teacher.clone(), sample.teacher_indices
+    if indices is None:
+        teacher[:count] = logits.to(teacher.dtype)
+    else:
+        values, top = logits.float().topk(indices.shape[-1], dim=-1)
+        teacher[:count], indices = values.to(teacher.dtype), indices.clone()
+        indices[:count] = top
+    return ReplaySample(ids, sample.labels, sample.attention_mask, teacher, indices, sample.task_ids)
+
+
+def sleep_cycle(
+    neocortex: Neocortex,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    replay: ReplayBuffer,
+    ewc: EwcState,
+    num_steps: int,
+    settings: SleepSettings,
+    precision: Precision,
+    combined: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+    generator: torch.Generator,
+) -> SleepStats:
+    """``num_steps`` consolidation steps, then the anchor is re-taken. The neocortex trains only here."""
+    params = ewc.params
+    trainable = [p.requires_grad for p in params]  # restored after the cycle (wake may train the neocortex too)
+    for p in params:
+        p.requires_grad_(True)
+    kl_sum, updates, skipped = torch.zeros(()), 0, 0
+    penalty = torch.zeros(())
+    for index in range(num_steps):
+        sample = replay.sample(settings.batch_size)
+        n_pseudo = int(round(settings.pseudo_ratio * settings.batch_size))
+        if n_pseudo:
+            sample = pseudo_samples(sample, n_pseudo, neocortex.vocab_size, settings.pseudo_kind, settings.perturb_prob, combined, generator)
+        with precision.autocast():
+            student = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
+        loss, kl = distillation_loss(student, sample.teacher, sample.labels != -100, sample.teacher_indices, settings.temperature)
+        if not torch.isfinite(loss):  # one host sync per sleep step: the price of never stepping on NaN
+            skipped += 1
+            continue
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        if scaler.is_enabled() and not bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()):
+            # fp16 overflow: the scaler skips the step and lowers its scale; the Fisher must never see inf
+            # (an inf in F turns every later EWC gradient into NaN, which the scaler no longer checks).
+            scaler.step(optimizer)
+            scaler.update()
+            skipped += 1
+            continue
+        # Fisher from the same backward pass that trains the student (no second autograd.grad).
+        update_fisher(ewc.fisher, grads, settings.fisher_decay)
+        if settings.ewc_lambda > 0:
+            scale = fisher_scale(ewc.fisher, settings.normalize_fisher)
+            add_ewc_gradient(params, ewc.anchors, ewc.fisher, settings.ewc_lambda, scale)
+            if index == num_steps - 1:  # a full sweep over the parameters: only for the report
+                with torch.no_grad():
+                    penalty = ewc_penalty(params, ewc.anchors, ewc.fisher, settings.ewc_lambda, scale)
+        if settings.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        kl_sum = kl_sum + kl.detach().cpu()
+        updates += 1
+    for p, flag in zip(params, trainable, strict=True):
+        p.requires_grad_(flag)
+    ewc.retake_anchor()
+    return SleepStats(
+        steps=num_steps, updates=updates, skipped=skipped,
+        distill_kl=float(kl_sum) / max(updates, 1), ewc_penalty=float(penalty),
+    )

@@ -1,0 +1,93 @@
+"""Sleep pressure and the sleep scheduler (spec §4).
+
+The math is pure functions; ``SleepScheduler`` holds the little state the decision needs (steps since the
+last sleep, the best seen-task loss so far) and serialises it for checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+def forgetting_signal(forgetting_index: float) -> float:
+    """Squash the loss-based forgetting index (>= 0, in nats) into [0, 1): ``1 - exp(-index)``."""
+    return 1.0 - math.exp(-max(forgetting_index, 0.0))
+
+
+def surprise_novelty(loss: float, running_mean: float) -> float:
+    """Surprise: the fast loss relative to its running mean, squashed to [0, 1] (0 when not above it)."""
+    if running_mean <= 0:
+        return 0.0
+    return max(0.0, min(1.0, loss / running_mean - 1.0))
+
+
+def sleep_pressure(
+    saturation: float,
+    forgetting: float,
+    novelty: float,
+    *,
+    saturation_weight: float,
+    forgetting_weight: float,
+    novelty_weight: float,
+) -> float:
+    return saturation_weight * saturation + forgetting_weight * forgetting + novelty_weight * novelty
+
+
+def should_sleep(steps_since_sleep: int, pressure: float, *, min_interval: int, max_interval: int, threshold: float) -> bool:
+    """Forced at ``max_interval``; allowed from ``min_interval`` when pressure reaches the threshold."""
+    if steps_since_sleep >= max_interval:
+        return True
+    return steps_since_sleep >= min_interval and pressure >= threshold
+
+
+def sleep_length(pressure: float, *, threshold: float, min_steps: int, max_steps: int) -> int:
+    """``round(min + min(1, pressure / threshold) * (max - min))``."""
+    return round(min_steps + min(1.0, max(pressure, 0.0) / threshold) * (max_steps - min_steps))
+
+
+@dataclass
+class SleepScheduler:
+    min_interval: int
+    max_interval: int
+    threshold: float
+    min_steps: int
+    max_steps: int
+    steps_since_sleep: int = 0
+    best_seen_loss: float = math.inf
+    forgetting_index: float = 0.0
+
+    def needs_pressure(self) -> bool:
+        """Whether the pressure can change the decision now (else it need not be read off the device)."""
+        if self.steps_since_sleep < self.min_interval:
+            return False
+        return self.steps_since_sleep < self.max_interval or self.min_steps != self.max_steps
+
+    def observe_seen_loss(self, seen_loss: float) -> float:
+        """Record an evaluation of the seen-task loss; returns the forgetting index (loss above best so far)."""
+        self.best_seen_loss = min(self.best_seen_loss, seen_loss)
+        self.forgetting_index = max(0.0, seen_loss - self.best_seen_loss)
+        return self.forgetting_index
+
+    def tick(self) -> None:
+        self.steps_since_sleep += 1
+
+    def decide(self, pressure: float) -> int:
+        """Sleep steps to take now (0 = stay awake)."""
+        if not should_sleep(
+            self.steps_since_sleep, pressure, min_interval=self.min_interval, max_interval=self.max_interval, threshold=self.threshold
+        ):
+            return 0
+        return sleep_length(pressure, threshold=self.threshold, min_steps=self.min_steps, max_steps=self.max_steps)
+
+    def slept(self) -> None:
+        """After a sleep the pressure resets: counters restart."""
+        self.steps_since_sleep = 0
+
+    def state_dict(self) -> dict:
+        return {"steps_since_sleep": self.steps_since_sleep, "best_seen_loss": self.best_seen_loss, "forgetting_index": self.forgetting_index}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps_since_sleep = int(state["steps_since_sleep"])
+        self.best_seen_loss = float(state["best_seen_loss"])
+        self.forgetting_index = float(state["forgetting_index"])
