@@ -1,0 +1,10 @@
+"""Experiment tracking in Weights & Biases.
+
+- ``mode``: which W&B mode a run uses (``logging.wandb_mode``, ``WANDB_MODE``, offline fallback).
+- ``secrets``: credentials kept out of every file BioLLM writes.
+- ``wandb_sink``: ``WandbSink``, the ``MetricsSink`` that tracks one trial as one W&B run.
+- ``offline_reader``: an offline run read back with W&B's own reader (``wandb leet inspect``).
+
+Import the submodules directly; this package imports nothing so that ``secrets`` and ``mode`` stay
+cheap to import (wandb takes about a second).
+"""

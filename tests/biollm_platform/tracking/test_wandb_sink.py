@@ -1,0 +1,189 @@
+"""WandbSink against real offline W&B runs, read back with W&B's own reader (`wandb leet inspect`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import wandb
+
+from biollm_core.config.schema import LoggingConfig
+from biollm_platform.tracking.offline_reader import find_wandb_files, read_offline_run
+from biollm_platform.tracking.wandb_sink import STAGING_DIR, WandbSink, wandb_sink_from_config
+
+FAKE_KEY = "0123456789abcdef" * 2 + "fedcba98"  # 40 characters, like a W&B API key
+
+
+@pytest.fixture(autouse=True)
+def wandb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Everything W&B writes stays under tmp_path; the service process is ended after each test."""
+    home = tmp_path / "wandb-home"
+    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(name, str(home / name.lower()))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "stray-wandb-dir"))
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_RUN_ID",
+                 "WANDB_RESUME"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    wandb.teardown()
+
+
+def _trial_files(out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    validated = {"seed": 7, "mode": "sleep", "hf_token": "hf_abc12345"}
+    (out_dir / "validated_config.json").write_text(json.dumps(validated))
+    (out_dir / "run_metadata.json").write_text(json.dumps({"host": "lab", "python": "3.11"}))
+
+
+def _checkpoint(out_dir: Path, step: int) -> Path:
+    path = out_dir / "checkpoints" / f"step-{step:08d}"
+    path.mkdir(parents=True)
+    (path / "state.pt").write_bytes(bytes(range(256)) * 4)
+    (path / "meta.json").write_text(json.dumps({"step": step}))
+    return path
+
+
+def _run_trial(out_dir: Path, **overrides) -> WandbSink:
+    _trial_files(out_dir)
+    kwargs = dict(project="biollm-test", run_name="sleep-seed7", group="sweep-abc", tags=["toy"],
+                  config={"seed": 7, "mode": "sleep", "experts": {"num_experts": 4}, "sweep_id": "sweep-abc"},
+                  out_dir=out_dir, mode="offline")
+    sink = WandbSink(**{**kwargs, **overrides})
+    for step in range(4):
+        sink.log_metrics(step, {"task_loss": 1.0 / (step + 1), "sleep_pressure": 0.1 * step})
+    first = _checkpoint(out_dir, 2)
+    sink.log_checkpoint(2, first, final=False)
+    sink.log_metrics(4, {"task_loss": 0.2, "seen_acc": 0.75})
+    last = _checkpoint(out_dir, 4)
+    sink.log_checkpoint(4, last, final=True)
+    sink.log_summary({"final_seen_acc_avg": 0.75, "steps": 5, "mode": "sleep",
+                      "accuracy_matrix": [[1.0, 0.0], [0.5, 1.0]]})
+    sink.close()
+    return sink
+
+
+def test_offline_run_reads_back_with_metrics_summary_and_artifacts(tmp_path: Path):
+    out_dir = tmp_path / "sweep" / "sleep-seed7"
+    sink = _run_trial(out_dir)
+    files = find_wandb_files(tmp_path / "sweep")
+    assert len(files) == 1 and files[0].parent == sink.run_dir
+    assert files[0].is_relative_to(out_dir / "wandb")  # inside the trial's own folder
+    assert not (tmp_path / "stray-wandb-dir").exists()
+
+    run = read_offline_run(sink.run_dir)
+    assert (run.name, run.group, run.job_type) == ("sleep-seed7", "sweep-abc", "train")
+    assert run.project == "biollm-test"
+    assert run.state == "finished" and run.exit_code == 0 and run.tags == ["toy"]
+    assert run.config["seed"] == 7 and run.config["mode"] == "sleep"
+    assert run.config["experts"] == {"num_experts": 4}
+    assert run.metric_by_step("task_loss") == {0: 1.0, 1: 0.5, 2: 1 / 3, 3: 0.25, 4: 0.2}
+    assert run.metric_by_step("seen_acc") == {4: 0.75}
+    assert run.summary["final_seen_acc_avg"] == 0.75 and run.summary["steps"] == 5
+    assert run.summary["accuracy_matrix"] == [[1.0, 0.0], [0.5, 1.0]]
+
+    models = [a for a in run.artifacts if a.type == "model"]
+    assert [a.name for a in models] == [f"model-{run.run_id}"] * 2
+    assert set(models[0].aliases) == {"latest", "step-2"}
+    assert set(models[1].aliases) == {"latest", "step-4", "final"}
+    assert sorted(models[1].files) == ["meta.json", "state.pt"]
+    staging = out_dir / "wandb" / STAGING_DIR
+    assert all(Path(p).is_relative_to(staging) and Path(p).is_file() for a in models for p in a.local_paths)
+    config_artifact = run.artifact(f"config-{run.run_id}")
+    assert config_artifact.type == "config" and config_artifact.files == ["validated_config.json"]
+    assert run.artifact(f"metadata-{run.run_id}").files == ["run_metadata.json"]
+    staged_config = json.loads(Path(config_artifact.local_paths[0]).read_text())
+    assert staged_config["hf_token"] == "<redacted>" and staged_config["seed"] == 7
+
+    shutil.rmtree(out_dir / "checkpoints")  # what checkpoint_keep_last does to old checkpoints
+    assert all(Path(p).read_bytes() for a in run.artifacts for p in a.local_paths)  # `wandb sync` still can
+
+
+def test_wandb_sync_finds_every_trial_of_a_sweep(tmp_path: Path):
+    sweep = tmp_path / "sweep"
+    _run_trial(sweep / "sleep-seed7")
+    _run_trial(sweep / "nosleep-seed7", run_name="nosleep-seed7")
+    done = subprocess.run(
+        [sys.executable, "-m", "wandb", "sync", "--dry-run", *map(str, sorted(sweep.glob("*/wandb")))],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Would sync 2 run(s)" in done.stdout + done.stderr
+
+
+def test_closed_without_summary_is_marked_failed(tmp_path: Path):
+    _trial_files(tmp_path)
+    sink = WandbSink(project="p", run_name="sleep-seed1", out_dir=tmp_path, mode="offline")
+    sink.log_metrics(0, {"task_loss": 2.0})
+    sink.close()
+    sink.close()  # idempotent
+    run = read_offline_run(sink.run_dir)
+    assert run.exit_code == 1
+    assert {a.type for a in run.artifacts} == {"config", "metadata"}  # still kept for a post-mortem
+
+
+def test_disabled_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    out_dir = tmp_path / "trial"
+    out_dir.mkdir()
+    sink = WandbSink(project="p", run_name="sleep-seed7", out_dir=out_dir, mode="online")
+    sink.log_metrics(0, {"task_loss": 1.0})
+    sink.log_checkpoint(0, _checkpoint(out_dir, 0), final=True)
+    sink.log_summary({"steps": 1})
+    sink.close()
+    assert sink.run is None and sink.run_dir is None
+    assert not (out_dir / "wandb").exists()
+
+
+def test_online_without_key_falls_back_to_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    with caplog.at_level("WARNING"):
+        sink = WandbSink(project="p", run_name="sleep-seed7", out_dir=tmp_path, mode="offline")
+    sink.close()
+    assert sink.resolution.mode == "offline" and sink.resolution.requested == "online"
+    assert "WANDB_API_KEY is not set" in caplog.text
+    assert sink.run_dir.name.startswith("offline-run-")
+
+
+def test_resume_reuses_the_run_id(tmp_path: Path):
+    first = WandbSink(project="p", run_name="sleep-seed7", out_dir=tmp_path, mode="offline", resume="allow")
+    first.log_metrics(0, {"task_loss": 1.0})
+    first.close()
+    second = WandbSink(project="p", run_name="sleep-seed7", out_dir=tmp_path, mode="offline", resume="allow")
+    second.log_metrics(1, {"task_loss": 0.5})
+    second.close()
+    assert first.run.id == second.run.id
+    assert len(find_wandb_files(tmp_path)) == 2  # `wandb sync` replays both, in order, into one run
+
+
+def test_api_key_appears_in_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)  # offline mode: the key is set, but never used
+    out_dir = tmp_path / "trial"
+    leaky_config = {"seed": 7, "mode": "sleep", "note": f"key={FAKE_KEY}", "wandb_api_key": FAKE_KEY}
+    _run_trial(out_dir, config=leaky_config)
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert len(written) > 10
+    leaking = [path for path in written if FAKE_KEY.encode() in path.read_bytes()]
+    assert leaking == []
+    run = read_offline_run(find_wandb_files(out_dir)[0])
+    assert run.config["wandb_api_key"] == "<redacted>" and run.config["note"] == "key=<redacted>"
+
+
+def test_builder_maps_logging_config(tmp_path: Path):
+    assert wandb_sink_from_config(LoggingConfig(use_wandb=False), out_dir=tmp_path, run_config={}) is None
+    on = LoggingConfig(use_wandb=True, wandb_tags=["a"], wandb_group="mine")
+    assert wandb_sink_from_config(on, out_dir=tmp_path, run_config={}, rank=1) is None
+    sink = wandb_sink_from_config(on, out_dir=tmp_path, run_config={"seed": 3, "mode": "nosleep"},
+                                  extra_config={"sweep_id": "s1"})
+    sink.close()
+    run = read_offline_run(sink.run_dir)
+    assert (run.name, run.group, run.tags, run.project) == ("nosleep-seed3", "mine", ["a"], "biollm-cls")
+    assert run.config["sweep_id"] == "s1"
+    retried = wandb_sink_from_config(on, out_dir=tmp_path, run_config={"seed": 3, "mode": "nosleep"},
+                                     run_name="nosleep-seed3", group="sweep-1")
+    retried.close()
+    assert retried.run.id == sink.run.id and retried.run.group == "sweep-1"  # the sweep's group wins
