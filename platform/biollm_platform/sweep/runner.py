@@ -1,0 +1,296 @@
+"""Submit and resume sweeps on a Ray cluster: one Tune trial per grid cell, the manifest as the record.
+
+Resume does not depend on Tune's experiment snapshot (which lags a killed driver): the manifest plus
+each trial's own files decide. A trial with a summary.json is done and never rerun; any other trial is
+scheduled again and its worker continues from the trial's last checkpoint, so the figures equal an
+uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from biollm_core.errors import UserError
+
+from .expand import TrialSpec, expand
+from .local_ray import DRIVER_RESOURCE, RayHandle, connect
+from .manifest import Manifest, TrialRecord, now, read_manifest, write_manifest
+from .progress import make_tracker
+from .schema import SweepSpec, load_sweep, parse_sweep
+from .trial import trial_driver, trial_payload
+
+# Test hooks, read at submit: "<trial_id>:<step>" makes that trial's worker exit (or block) once at the step
+FAULT_ENVS = {"exit": "BIOLLM_SWEEP_FAULT_EXIT_AT", "pause": "BIOLLM_SWEEP_FAULT_PAUSE_AT"}
+SUMMARY = "summary.json"
+
+
+@dataclass(frozen=True)
+class PreparedSweep:
+    spec: SweepSpec  # the resolved spec (CLI overrides folded in)
+    trials: list[TrialSpec]
+    sweep_id: str
+    sweep_dir: Path  # local directory: sweep.yaml, manifest.json (and trial dirs for path storage)
+    trial_root: str  # where trial directories live: sweep_dir, or a URI
+
+
+def is_uri(location: str) -> bool:
+    return "://" in location
+
+
+def new_sweep_id(name: str) -> str:
+    return f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def prepare(
+    sweep_file: Path,
+    overrides: tuple[str, ...] = (),
+    *,
+    only: str | None = None,
+    max_concurrent: int | None = None,
+    storage: str | None = None,
+    sweep_id: str | None = None,
+) -> PreparedSweep:
+    """Validate the sweep and expand its grid; touches nothing on disk. Raises UserError on bad input."""
+    spec = load_sweep(sweep_file)
+    updates: dict[str, Any] = {}
+    if only:
+        modes = spec.grid.get("mode", ["sleep", "nosleep"])
+        if only not in modes:
+            raise UserError(f"--only {only}: the grid's modes are {modes}")
+        updates["grid"] = {**spec.grid, "mode": [only]}
+    if max_concurrent:
+        updates["resources"] = spec.resources.model_copy(update={"max_concurrent_trials": max_concurrent})
+    if storage:
+        updates["storage"] = storage
+    spec = spec.model_copy(update=updates)
+    sweep_id = sweep_id or new_sweep_id(spec.name)
+    trials = expand(spec, sweep_file, sweep_id, overrides)
+    spec = spec.model_copy(
+        update={
+            "base": spec.base.model_copy(
+                update={
+                    "overrides": [*spec.base.overrides, *overrides],
+                    "files": [str((sweep_file.parent / f).resolve()) for f in spec.base.files],
+                }
+            )
+        }
+    )
+    if is_uri(spec.storage):
+        sweep_dir = Path("outputs/sweeps").resolve() / sweep_id
+        trial_root = f"{spec.storage.rstrip('/')}/{sweep_id}"
+    else:
+        sweep_dir = Path(os.path.expanduser(spec.storage)).resolve() / sweep_id
+        trial_root = str(sweep_dir)
+    return PreparedSweep(spec, trials, sweep_id, sweep_dir, trial_root)
+
+
+def create_sweep_dir(prepared: PreparedSweep, address: str | None) -> Manifest:
+    """Write sweep.yaml and a manifest of PENDING trials (only after every check passed)."""
+    sweep_dir = prepared.sweep_dir
+    if sweep_dir.exists():
+        raise UserError(f"{sweep_dir} already exists")
+    sweep_dir.mkdir(parents=True)
+    (sweep_dir / "sweep.yaml").write_text(
+        yaml.safe_dump(prepared.spec.model_dump(mode="json"), sort_keys=False)
+    )
+    manifest = Manifest(
+        sweep_id=prepared.sweep_id,
+        name=prepared.spec.name,
+        address=address,
+        storage=None if prepared.trial_root == str(sweep_dir) else prepared.trial_root,
+        trials=[
+            TrialRecord(
+                trial_id=t.trial_id, mode=t.mode, seed=t.seed, axes=t.axes, out_dir=t.out_dir, config=t.config
+            )
+            for t in prepared.trials
+        ],
+    )
+    write_manifest(sweep_dir, manifest)
+    (sweep_dir / "trials.yaml").write_text(
+        yaml.safe_dump([t.to_dict() for t in prepared.trials], sort_keys=False)
+    )
+    return manifest
+
+
+def check_feasible(spec: SweepSpec) -> None:
+    """Fail fast when no node (alive, or one the autoscaler may launch) can host a worker or a driver."""
+    import ray
+    from ray._private.state import state
+
+    need = {"CPU": spec.resources.cpus_per_worker, "GPU": spec.resources.gpus_per_worker}
+    shapes = [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+    try:
+        config = state.get_cluster_config()
+    except Exception:  # noqa: BLE001 - no autoscaler state on plain local clusters
+        config = None
+    if config is not None:
+        shapes += [dict(group.resources) for group in config.node_group_configs if group.max_count != 0]
+    totals = ray.cluster_resources()
+    if not any(all(shape.get(k, 0) >= v for k, v in need.items() if v) for shape in shapes):
+        have = ", ".join(f"{k} {totals.get(k, 0):g}" for k in need)
+        raise UserError(
+            f"infeasible resources: each worker asks for CPU {need['CPU']:g}, GPU {need['GPU']:g} "
+            "but no node of the "
+            f"cluster has that (cluster total: {have}); lower resources.cpus_per_worker / "
+            "resources.gpus_per_worker "
+            "or submit to a cluster with such nodes"
+        )
+    if totals.get(DRIVER_RESOURCE, 0) < 1:
+        raise UserError(
+            f"the cluster declares no `{DRIVER_RESOURCE}` resource for trial drivers; see cluster.yaml"
+        )
+
+
+def concurrency(spec: SweepSpec, pending: int) -> int:
+    """Trials at once: the file's limit, else as many as the cluster's CPUs and GPUs fit."""
+    import ray
+
+    if spec.resources.max_concurrent_trials:
+        return min(spec.resources.max_concurrent_trials, pending)
+    totals = ray.cluster_resources()
+    per_trial = {"CPU": spec.resources.cpus_per_worker, "GPU": spec.resources.gpus_per_worker}
+    fit = min(
+        math.floor(totals.get(k, 0) / (v * spec.resources.workers_per_trial) + 1e-9)
+        for k, v in per_trial.items()
+        if v
+    )
+    return max(1, min(fit, pending))
+
+
+def _faults_from_env() -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for kind, variable in FAULT_ENVS.items():
+        if value := os.environ.get(variable):
+            trial_id, _, step = value.rpartition(":")
+            out.setdefault(trial_id, {})[kind] = int(step)
+    return out
+
+
+def reconcile(sweep_dir: Path, manifest: Manifest) -> Manifest:
+    """Trials whose summary.json exists are TERMINATED, whatever the last driver managed to record."""
+    for record in manifest.trials:
+        if record.state != "TERMINATED" and (sweep_dir / record.out_dir / SUMMARY).is_file():
+            record.state, record.error = "TERMINATED", None
+            record.ended_at = record.ended_at or now()
+        elif record.state == "RUNNING":
+            record.state = "PENDING"
+    write_manifest(sweep_dir, manifest)
+    return manifest
+
+
+def run_trials(
+    sweep_dir: Path,
+    spec: SweepSpec,
+    manifest: Manifest,
+    trial_root: str,
+    *,
+    console: Console | None,
+    publish: Any = None,
+) -> Manifest:
+    """Run the manifest's unfinished trials as one Tune experiment; returns the updated manifest."""
+    from ray import tune
+
+    trials = {
+        t["trial_id"]: TrialSpec.from_dict(t) for t in yaml.safe_load((sweep_dir / "trials.yaml").read_text())
+    }
+    todo = [r.trial_id for r in manifest.trials if r.state != "TERMINATED"]
+    if not todo:
+        return manifest
+    check_feasible(spec)
+    uri = is_uri(trial_root)
+    faults = _faults_from_env()
+    payloads = [
+        trial_payload(
+            spec,
+            trials[trial_id],
+            sweep_id=manifest.sweep_id,
+            trial_dir=f"{trial_root}/{trial_id}",
+            trial_uri=f"{trial_root}/{trial_id}" if uri else None,
+            ray_storage=f"{trial_root}/_ray",
+            faults=faults.get(trial_id),
+        )
+        for trial_id in todo
+    ]
+    for trial_id in todo:
+        manifest.trial(trial_id).error = None
+    manifest.status, manifest.driver_pid = "RUNNING", os.getpid()
+    write_manifest(sweep_dir, manifest)
+
+    def name_of(trial: Any) -> str:
+        return trial.config["trial"]["trial"]["trial_id"]
+
+    tuner = tune.Tuner(
+        tune.with_resources(trial_driver, {"cpu": 0, DRIVER_RESOURCE: 1}),
+        param_space={"trial": tune.grid_search(payloads)},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=concurrency(spec, len(todo)),
+            trial_name_creator=name_of,
+            trial_dirname_creator=name_of,
+        ),
+        run_config=tune.RunConfig(
+            name=f"tune-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}",
+            storage_path=f"{trial_root}/_ray",
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0),  # worker failures are retried inside Train
+            callbacks=[tracker := make_tracker(sweep_dir, manifest, console, publish)],
+        ),
+    )
+    with tracker:
+        tuner.fit()
+    reconcile(sweep_dir, manifest)
+    states = {r.state for r in manifest.trials}
+    manifest.status = (
+        "FINISHED" if states == {"TERMINATED"} else "FAILED" if "ERROR" in states else "INTERRUPTED"
+    )
+    manifest.driver_pid = None
+    write_manifest(sweep_dir, manifest)
+    return manifest
+
+
+def submit_local(
+    prepared: PreparedSweep,
+    *,
+    address: str | None,
+    verbose: bool = False,
+    console: Console | None = None,
+    publish: Any = None,
+    job_id: str | None = None,
+) -> tuple[Manifest, RayHandle]:
+    """Connect (or start) Ray, create the sweep directory and run every trial."""
+    handle = connect(address, verbose=verbose)
+    check_feasible(prepared.spec)
+    manifest = create_sweep_dir(prepared, handle.address)
+    if job_id:
+        manifest.job_id = job_id
+    if console:
+        console.print(f"sweep [bold]{prepared.sweep_id}[/]  dir {prepared.sweep_dir}")
+        if handle.dashboard_url:
+            console.print(f"Ray dashboard: {handle.dashboard_url}")
+    return run_trials(
+        prepared.sweep_dir, prepared.spec, manifest, prepared.trial_root, console=console, publish=publish
+    ), handle
+
+
+def resume(
+    sweep_dir: Path, *, address: str | None, verbose: bool = False, console: Console | None = None
+) -> Manifest:
+    """Finish an interrupted sweep: done trials stay, others continue from their checkpoints."""
+    manifest = reconcile(sweep_dir, read_manifest(sweep_dir))
+    if manifest.job_id:
+        raise UserError(f"{manifest.sweep_id} ran as Ray Job {manifest.job_id}; resume it on its cluster")
+    spec = parse_sweep((sweep_dir / "sweep.yaml").read_text(), str(sweep_dir / "sweep.yaml"))
+    for record in manifest.trials:
+        if record.state == "ERROR":
+            record.state = "PENDING"  # errored trials rerun (from their checkpoints when they have some)
+    connect(address, verbose=verbose)
+    trial_root = manifest.storage or str(sweep_dir)
+    return run_trials(sweep_dir, spec, manifest, trial_root, console=console)

@@ -1,0 +1,89 @@
+"""The Tune trial: a driver function that starts one Ray Train run of the engine and waits for it.
+
+With Train V2 a Tune trial cannot be a Trainer; it is a function that builds a ``TorchTrainer`` and
+calls ``fit()``, and the workers' reports reach Tune through ``TuneReportCallback``. Every attempt
+gets its own Train run name (reused names hung here); continuity between attempts comes from the
+trial's own checkpoints directory, which the worker resumes from.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from .expand import TrialSpec
+from .schema import SweepSpec
+
+CONTROLLER_FAILURE_LIMIT = 2  # Train's default is unlimited: a worker group that never starts retried forever
+
+
+def trial_payload(
+    spec: SweepSpec,
+    trial: TrialSpec,
+    *,
+    sweep_id: str,
+    trial_dir: str,
+    ray_storage: str,
+    trial_uri: str | None = None,
+    faults: dict[str, int | None] | None = None,
+) -> dict[str, Any]:
+    """Everything a trial driver and its workers need, as JSON-safe data (Tune's param space)."""
+    return {
+        "sweep_id": sweep_id,
+        "trial": trial.to_dict(),
+        "trial_dir": trial_dir,
+        "trial_uri": trial_uri,
+        "ray_storage": ray_storage,
+        "workers": spec.resources.workers_per_trial,
+        "cpus_per_worker": spec.resources.cpus_per_worker,
+        "gpus_per_worker": spec.resources.gpus_per_worker,
+        "retries": spec.retries,
+        "keep_checkpoints": int(trial.config.get("logging", {}).get("checkpoint_keep_last", 2)),
+        "faults": faults or {},
+    }
+
+
+def trial_driver(config: dict[str, Any]) -> None:
+    """Tune function trainable: run one trial's Train run to the end (raises if it fails for good)."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.backend import BackendConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from .worker import train_loop
+
+    payload = config["trial"]
+    trial_id = payload["trial"]["trial_id"]
+    gpus = float(payload["gpus_per_worker"])
+    resources = {"CPU": float(payload["cpus_per_worker"])} | ({"GPU": gpus} if gpus else {})
+    workers = int(payload["workers"])
+    scaling = ScalingConfig(num_workers=workers, use_gpu=gpus > 0, resources_per_worker=resources)
+    run_config = RunConfig(
+        name=f"{trial_id}-{uuid.uuid4().hex[:8]}",
+        storage_path=payload["ray_storage"],
+        failure_config=FailureConfig(
+            max_failures=int(payload["retries"]), controller_failure_limit=CONTROLLER_FAILURE_LIMIT
+        ),
+        checkpoint_config=CheckpointConfig(num_to_keep=int(payload["keep_checkpoints"])),
+        callbacks=[TuneReportCallback()],
+    )
+    if workers == 1:
+        # One worker needs no torch.distributed process group; TorchTrainer always sets one up (gloo or
+        # nccl), so a single-worker trial runs on the data-parallel trainer with Train's no-op backend.
+        trainer = DataParallelTrainer(
+            train_loop,
+            train_loop_config=payload,
+            backend_config=BackendConfig(),
+            scaling_config=scaling,
+            run_config=run_config,
+        )
+    else:  # gloo on CPU, nccl on GPU: TorchTrainer's choice from use_gpu
+        trainer = TorchTrainer(
+            train_loop,
+            train_loop_config=payload,
+            torch_config=TorchConfig(timeout_s=600),
+            scaling_config=scaling,
+            run_config=run_config,
+        )
+    trainer.fit()

@@ -1,0 +1,191 @@
+"""The Ray Train loop of one trial: run the CLS engine, report its evals and checkpoints to Ray.
+
+Runs inside every Train worker. Rank 0 writes the trial's artifacts; other ranks run the same engine
+into a scratch directory (the engine is single-process; ranks exist for backends that shard work) and
+report in step, because `ray.train.report` is a collective. A restarted worker continues from the
+trial's own checkpoints, or from the checkpoint Ray hands back when the trial directory is gone (a
+fresh node).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+def _scalars(record: Mapping[str, Any]) -> dict[str, float | int]:
+    """The numeric entries of a metrics record (what Tune can show and compare)."""
+    out: dict[str, float | int] = {}
+    for key, value in record.items():
+        if isinstance(value, bool):
+            out[key] = int(value)
+        elif isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
+            out[key] = value
+    return out
+
+
+class RayReportSink:
+    """MetricsSink that forwards eval records and checkpoints to `ray.train.report`.
+
+    Reports at eval points (records carrying ``seen_acc``) and at every checkpoint the engine writes
+    (every ``logging.checkpoint_interval`` steps and at the end), so Ray sees progress without a
+    report per step.
+    """
+
+    def __init__(self, rank: int, out_dir: Path, faults: Mapping[str, int | None] | None = None) -> None:
+        self._rank = rank
+        self._out_dir = out_dir
+        self._faults = dict(faults or {})
+        self._latest: dict[str, float | int] = {}
+        self.first_step_at: float | None = None  # wall time at the end of the first wake step
+        self.last_step_at: float | None = None
+
+    def on_progress(self, progress: Any) -> None:
+        """The engine's per-step progress callback: timestamps for Ray's fixed cost per trial."""
+        self.last_step_at = time.time()
+        if self.first_step_at is None:
+            self.first_step_at = self.last_step_at
+
+    def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
+        import ray.train
+
+        self._latest = {**_scalars(metrics), "step": step}
+        self._maybe_inject_fault(step)
+        if "seen_acc" in metrics:
+            ray.train.report(self._latest)
+
+    def log_checkpoint(self, step: int, path: Path, final: bool) -> None:
+        import ray.train
+
+        checkpoint = ray.train.Checkpoint.from_directory(str(path)) if self._rank == 0 else None
+        ray.train.report(
+            {**self._latest, "step": step, "checkpoint_step": step, "final": int(final)},
+            checkpoint=checkpoint,
+        )
+
+    def log_summary(self, summary: Mapping[str, Any]) -> None:
+        import ray.train
+
+        ray.train.report(
+            {f"summary/{k}": v for k, v in _scalars(summary).items()} | {"step": self._latest.get("step", 0), "summary_written": 1}
+        )
+
+    def close(self) -> None:
+        pass
+
+    def _maybe_inject_fault(self, step: int) -> None:
+        """Test hooks set at submit: the worker dies once (``exit``) or blocks once (``pause``) at a step."""
+        if self._rank != 0:
+            return
+        for kind, at in self._faults.items():
+            marker = self._out_dir / f".{kind}_injected"
+            if at is None or step < at or marker.exists():
+                continue
+            marker.write_text(str(step))
+            if kind == "exit":
+                os._exit(1)
+            time.sleep(600)  # pause: a driver killed meanwhile takes this worker with it
+
+
+def _prepare_resume(out_dir: Path) -> bool:
+    """True when the trial continues from a checkpoint: its own, or the one Ray restored (fresh node)."""
+    import ray.train
+
+    from biollm_core.checkpoint import latest_checkpoint
+
+    checkpoints = out_dir / "checkpoints"
+    if latest_checkpoint(checkpoints) is None and (checkpoint := ray.train.get_checkpoint()) is not None:
+        with checkpoint.as_directory() as source:
+            step = json.loads((Path(source) / "meta.json").read_text())["step"]
+            shutil.copytree(source, checkpoints / f"step-{step:08d}", dirs_exist_ok=True)
+    if latest_checkpoint(checkpoints) is not None:
+        return True
+    # Killed before its first checkpoint: start over (the engine refuses a half-written run otherwise)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    (out_dir / "summary.json").unlink(missing_ok=True)
+    return False
+
+
+def _record_timing(out_dir: Path, attempt: dict[str, Any]) -> None:
+    """Append this attempt's timestamps to ray_timing.json (Ray's fixed cost per trial comes from it)."""
+    path = out_dir / "ray_timing.json"
+    attempts = json.loads(path.read_text()) if path.is_file() else []
+    path.write_text(json.dumps([*attempts, attempt], indent=1))
+
+
+def _sync(source: str, destination: str) -> None:
+    """Copy a directory tree between a local path and a storage URI (s3://, gs://, file://)."""
+    import pyarrow.fs
+
+    pyarrow.fs.copy_files(source, destination)
+
+
+def train_loop(payload: dict[str, Any]) -> None:
+    """Train-loop-per-worker: ``payload`` is built by ``trial.trial_payload``."""
+    import ray.train
+
+    from biollm_core.config.loader import load_config_dict
+    from biollm_core.runner import run_experiment
+    from biollm_platform.tracking.wandb_sink import wandb_sink_from_config
+
+    from .expand import TrialSpec
+
+    worker_started_at = time.time()
+    trial = TrialSpec.from_dict(payload["trial"])
+    rank = ray.train.get_context().get_world_rank()
+    config = load_config_dict(trial.config, source=f"trial {trial.trial_id}")
+    trial_uri = payload.get("trial_uri")
+    if rank != 0:
+        out_dir = Path(tempfile.mkdtemp(prefix=f"biollm-{trial.trial_id}-rank{rank}-"))
+    elif trial_uri:  # artifacts live in object storage; work in a local staging copy
+        out_dir = Path(tempfile.gettempdir()) / "biollm-sweeps" / payload["sweep_id"] / trial.trial_id
+        if not out_dir.exists():
+            out_dir.mkdir(parents=True)
+            try:
+                _sync(trial_uri, str(out_dir))
+            except (FileNotFoundError, OSError):
+                pass
+    else:
+        out_dir = Path(payload["trial_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resume = _prepare_resume(out_dir)
+    ray_sink = RayReportSink(rank, out_dir, payload.get("faults"))
+    sinks: list[Any] = [ray_sink]
+    wandb_sink = wandb_sink_from_config(
+        config.logging,
+        out_dir=out_dir,
+        run_config=trial.config,
+        run_name=trial.trial_id,
+        group=config.logging.wandb_group or payload["sweep_id"],
+        extra_config={"sweep_id": payload["sweep_id"], "trial_id": trial.trial_id},
+        rank=rank,
+    )
+    if wandb_sink is not None:
+        sinks.append(wandb_sink)
+    try:
+        engine_started_at = time.time()
+        run_experiment(config, out_dir, sinks=sinks, resume=resume, progress=ray_sink.on_progress)
+        if rank == 0:
+            _record_timing(
+                out_dir,
+                {
+                    "worker_started_at": worker_started_at,
+                    "engine_started_at": engine_started_at,
+                    "first_step_at": ray_sink.first_step_at,
+                    "last_step_at": ray_sink.last_step_at,
+                    "engine_ended_at": time.time(),
+                    "resumed": resume,
+                },
+            )
+    finally:
+        if rank == 0 and trial_uri:
+            _sync(str(out_dir), trial_uri)
+        if rank != 0:
+            shutil.rmtree(out_dir, ignore_errors=True)

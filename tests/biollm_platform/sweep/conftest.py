@@ -1,0 +1,107 @@
+"""The sweep tests' real Ray: one local cluster for the session, a tiny sweep file and its reference run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from biollm_platform.sweep.local_ray import DRIVER_RESOURCE, DRIVER_SLOTS, apply_env_defaults
+
+# Test-sized toy stream: 2 tasks x 10 wake steps, a 3-step sleep after each, checkpoints every 10 steps.
+TINY_OVERRIDES = [
+    "benchmark.num_tasks=2",
+    "benchmark.switch_every=10",
+    "benchmark.heldout_size=32",
+    "train.eval_interval=5",
+    "consolidation.sleep_min_interval=10",
+    "consolidation.sleep_max_interval=10",
+    "consolidation.min_sleep_steps=3",
+    "consolidation.max_sleep_steps=3",
+    "replay.capacity=256",
+    "logging.checkpoint_interval=5",
+    "logging.checkpoint_keep_last=10",
+]
+FIGURES = (
+    "final_seen_acc_avg",
+    "final_forgetting",
+    "final_bwt",
+    "seen_acc_auc",
+    "final_base_seen_acc_avg",
+    "final_old_task_loss",
+    "sleep_count",
+    "steps",
+    "accuracy_matrix",
+    "base_accuracy_matrix",
+)
+
+
+def tiny_sweep_file(repo_root: Path, directory: Path, **changes: object) -> Path:
+    """sweeps/toy_smoke.yaml cut to one seed and the tiny stream, storage under ``directory``."""
+    spec = yaml.safe_load((repo_root / "sweeps" / "toy_smoke.yaml").read_text())
+    spec["grid"]["seed"] = [7]
+    spec["base"]["overrides"] += TINY_OVERRIDES
+    spec["storage"] = str(directory / "sweeps")
+    spec.update(changes)
+    path = directory / "tiny.yaml"
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def figures(trial_dir: Path) -> dict[str, object]:
+    summary = json.loads((trial_dir / "summary.json").read_text())
+    return {key: summary[key] for key in FIGURES}
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """A real local Ray (2 CPUs, trial-driver slots) shared by the session; yields its GCS address."""
+    apply_env_defaults()
+    import ray
+
+    info = ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        resources={DRIVER_RESOURCE: DRIVER_SLOTS},
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
+    yield info.address_info["gcs_address"]
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def reference_run(ray_cluster: str, repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny sweep (sleep and nosleep, seed 7) through the CLI; returns its directory.
+
+    To keep the suite short it doubles as the worker-fault run: sleep-seed7's worker process dies once at
+    step 7 and is retried from its step-5 checkpoint (test_faults checks that). test_remote compares an
+    uninterrupted run with it, so equal figures show both reproducibility and an exact retry.
+    """
+    from typer.testing import CliRunner
+
+    from biollm_platform.cli.sweep import app
+    from biollm_platform.sweep.runner import FAULT_ENVS
+
+    directory = tmp_path_factory.mktemp("reference")
+    os.environ[FAULT_ENVS["exit"]] = "sleep-seed7:7"  # read at submit
+    try:
+        sweep_file = tiny_sweep_file(repo_root, directory, retries=1)
+        result = CliRunner().invoke(app, ["submit", str(sweep_file), "--address", ray_cluster])
+    finally:
+        os.environ.pop(FAULT_ENVS["exit"])
+    assert result.exit_code == 0, result.output
+    (sweep_dir,) = (directory / "sweeps").iterdir()
+    return sweep_dir
+
+
+@pytest.fixture
+def clean_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)

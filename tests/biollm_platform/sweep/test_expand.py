@@ -1,0 +1,106 @@
+"""Grid expansion: the product of the axes, each trial's config resolved by the engine's loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from biollm_core.errors import UserError
+from biollm_platform.sweep.expand import check_config_key, expand, format_value
+from biollm_platform.sweep.schema import load_sweep, parse_sweep
+
+
+def test_toy_ablation_is_three_seeds_by_two_modes(repo_root: Path) -> None:
+    path = repo_root / "sweeps" / "toy_ablation.yaml"
+    trials = expand(load_sweep(path), path, "sid")
+    assert [t.trial_id for t in trials] == [
+        "sleep-seed7",
+        "nosleep-seed7",
+        "sleep-seed42",
+        "nosleep-seed42",
+        "sleep-seed123",
+        "nosleep-seed123",
+    ]
+    for trial in trials:
+        assert (trial.config["seed"], trial.config["mode"]) == (trial.seed, trial.mode)
+        assert trial.axes == {"seed": trial.seed, "mode": trial.mode}
+        assert trial.config["device"] == "cpu" and trial.out_dir == trial.trial_id
+
+
+def test_extra_axis_and_cli_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: s\nbase:\n  overrides: [train=cpu]\ngrid:\n  mode: [sleep]\n  seed: [1, 2]\n"
+        "  experts.num_experts: [4, 8]\n  ewc.lambda: [0.0]\n"
+    )
+    trials = expand(load_sweep(path), path, "sid", ("train.max_steps=30",))
+    assert [t.trial_id for t in trials] == [
+        "sleep-seed1-experts.num_experts=4-ewc.lambda=0.0",
+        "sleep-seed1-experts.num_experts=8-ewc.lambda=0.0",
+        "sleep-seed2-experts.num_experts=4-ewc.lambda=0.0",
+        "sleep-seed2-experts.num_experts=8-ewc.lambda=0.0",
+    ]
+    assert [t.config["experts"]["num_experts"] for t in trials] == [4, 8, 4, 8]
+    assert all(t.config["train"]["max_steps"] == 30 and t.config["ewc"]["lambda"] == 0.0 for t in trials)
+    assert trials[0].config["logging"]["run_name"] == trials[0].trial_id
+
+
+def test_override_of_an_axis_is_refused(repo_root: Path) -> None:
+    path = repo_root / "sweeps" / "toy_smoke.yaml"
+    with pytest.raises(UserError, match="sets `seed`, which is a grid axis"):
+        expand(load_sweep(path), path, "sid", ("seed=3",))
+
+
+def test_wandb_settings_become_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ngrid:\n  seed: [1]\nwandb:\n  enabled: true\n  project: p\n  tags: [a]\n")
+    (trial,) = expand(load_sweep(path), path, "sweep-1")
+    logging = trial.config["logging"]
+    assert logging["use_wandb"] and logging["wandb_project"] == "p" and logging["wandb_group"] == "sweep-1"
+    assert logging["wandb_tags"] == ["a", "s"]
+
+
+def test_config_keys() -> None:
+    check_config_key("experts.num_experts")
+    check_config_key("ewc.lambda")  # by alias
+    check_config_key("train")  # a config group
+    with pytest.raises(ValueError, match="experts has no `num`"):
+        check_config_key("experts.num")
+    with pytest.raises(ValueError, match="`seed` is a value"):
+        check_config_key("seed.x")
+
+
+def test_format_value() -> None:
+    assert [format_value(v) for v in ("cpu", True, None, 0.5, [1, "a"])] == [
+        "cpu",
+        "true",
+        "null",
+        "0.5",
+        '[1,"a"]',
+    ]
+
+
+def test_bad_axis_value_names_the_trial(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ngrid:\n  seed: [1]\n  experts.top_k: [99]\n")
+    with pytest.raises(UserError, match=r"s.yaml:3: trial \{'seed': 1, 'experts.top_k': 99\}"):
+        expand(parse_sweep(path.read_text(), str(path)), path, "sid")
+
+
+def test_existing_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ray Train workers run in a working directory of their own: a relative path must not reach them
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.jsonl").write_text("")
+    (tmp_path / "lm").mkdir()
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: s\nbase:\n  overrides: [model=hf_causal_lm, benchmark=instruction, model.hf_model_name=lm,"
+        " benchmark.local_path=data/x.jsonl, benchmark.tokenizer_name=gpt2]\ngrid:\n  seed: [1]\n"
+    )
+    (trial,) = expand(load_sweep(path), path, "sid")
+    assert trial.config["model"]["hf_model_name"] == str((tmp_path / "lm").resolve())
+    assert trial.config["benchmark"]["local_path"] == str((tmp_path / "data" / "x.jsonl").resolve())
+    assert trial.config["benchmark"]["tokenizer_name"] == "gpt2"  # a hub id: no such path here
+    assert f"model.hf_model_name={(tmp_path / 'lm').resolve()}" in trial.overrides

@@ -1,0 +1,77 @@
+"""The sweep file schema: shipped files validate, mistakes name their file:line and key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from biollm_core.errors import UserError
+from biollm_platform.sweep.expand import expand
+from biollm_platform.sweep.schema import SweepSpec, load_sweep, parse_sweep
+
+SHIPPED = sorted(path.name for path in (Path(__file__).resolve().parents[3] / "sweeps").glob("*.yaml"))
+
+
+def test_the_shipped_sweeps_are_all_here() -> None:
+    assert {"toy_ablation.yaml", "toy_smoke.yaml", "toy_ablation_gpu.yaml", "instruction_ablation.yaml"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_sweeps_validate(repo_root: Path, name: str) -> None:
+    path = repo_root / "sweeps" / name
+    spec = load_sweep(path)
+    trials = expand(spec, path, "sid")  # every trial's run config validates too
+    assert len(trials) == 6 and {t.mode for t in trials} == {"sleep", "nosleep"}
+    assert spec.grid["seed"] == [7, 42, 123] and spec.grid["mode"] == ["sleep", "nosleep"]
+    assert (spec.compare.treatment, spec.compare.control, spec.compare.pair_by) == (
+        "sleep",
+        "nosleep",
+        "seed",
+    )
+
+
+def test_gpu_sweep_shares_gpus(repo_root: Path) -> None:
+    spec = load_sweep(repo_root / "sweeps" / "toy_ablation_gpu.yaml")
+    assert spec.resources.gpus_per_worker == 0.5 and "train=rtx4070" in spec.base.overrides
+
+
+def test_defaults() -> None:
+    spec = parse_sweep("name: s\ngrid:\n  seed: [1]\n")
+    assert spec.storage == "outputs/sweeps" and spec.retries == 2 and spec.resources.workers_per_trial == 1
+    assert spec.resources.max_concurrent_trials is None and not spec.wandb.enabled
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: s\ngrid:\n  seed: [1]\nwandb:\n  projekt: x\n", "s.yaml:5: wandb.projekt: unknown key"),
+        (
+            "name: s\ngrid:\n  seed: [1]\nretries: -1\n",
+            "s.yaml:4: retries: Input should be greater than or equal to 0 (given: -1)",
+        ),
+        (
+            "name: s\ngrid:\n  seed: [1]\nresources:\n  gpus_per_worker: 1.5\n",
+            "s.yaml:5: resources.gpus_per_worker",
+        ),
+        ("grid:\n  seed: [1]\n", "s.yaml:1: name: required key is missing"),
+        ("name: s\ngrid:\n  mode: [sleep, sleep]\n", "axis `mode` repeats a value"),
+        ("- a\n- b\n", "s.yaml: a sweep file is a YAML mapping"),
+        ("name: s\ngrid:\n\tseed: [1]\n", "s.yaml:3: not valid YAML"),
+    ],
+)
+def test_errors_name_file_line_and_key(text: str, message: str) -> None:
+    with pytest.raises(UserError) as error:
+        parse_sweep(text, "s.yaml")
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_every_field_is_described() -> None:
+    def walk(model: type) -> None:
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no description"
+            annotation = field.annotation
+            if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+                walk(annotation)
+
+    walk(SweepSpec)
