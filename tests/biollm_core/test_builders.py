@@ -1,0 +1,46 @@
+"""Builders map config sections to flat keyword arguments of the engine's parts."""
+
+from __future__ import annotations
+
+import torch
+
+from biollm_core import builders
+from biollm_core.benchmarks.toy import ToyBenchmark
+from biollm_core.config.loader import load_config
+from biollm_core.hippocampus import Hippocampus
+from biollm_core.models.tiny_transformer import TinyTransformer
+
+OVERRIDES = [
+    "train=cpu", "experts.num_experts=3", "experts.top_k=1", "replay.capacity=32", "replay.teacher_storage=topk",
+    "replay.teacher_topk=5", "benchmark.num_tasks=3", "consolidation.sleep_min_interval=7",
+    "consolidation.sleep_max_interval=9", "ewc.lambda=2.5",
+]
+
+
+def test_parts_follow_the_config() -> None:
+    cfg = load_config(OVERRIDES)
+    bench = builders.build_benchmark(cfg)
+    assert isinstance(bench, ToyBenchmark)
+    assert bench.num_tasks == 3
+    assert bench.total_steps == (cfg.train.max_steps or 3 * cfg.benchmark.switch_every)
+    model = builders.build_neocortex(cfg, bench.input_vocab_size)
+    assert isinstance(model, TinyTransformer)
+    assert model.token_embedding.num_embeddings == cfg.model.vocab_size + 3  # the task cues
+    assert model.head.out_features == cfg.model.vocab_size
+    hip = builders.build_hippocampus(cfg, model.hidden_size)
+    assert isinstance(hip, Hippocampus)
+    assert (hip.num_experts, hip.top_k, hip.routing) == (3, 1, cfg.experts.routing)
+    replay = builders.build_replay(cfg, cfg.benchmark.seq_len, torch.device("cpu"), with_attention_mask=False)
+    assert replay.capacity == 32 and replay.teacher_storage == "topk"
+    assert replay.tensors["teacher"].shape == (32, cfg.benchmark.seq_len, 5)
+    scheduler = builders.build_scheduler(cfg)
+    assert (scheduler.min_interval, scheduler.max_interval) == (7, 9)
+    settings = builders.build_sleep_settings(cfg)
+    assert settings.ewc_lambda == 2.5 and settings.batch_size == cfg.replay.batch_size
+    assert settings.pseudo_ratio == (cfg.consolidation.pseudo_ratio if cfg.consolidation.pseudo_rehearsal else 0.0)
+
+
+def test_pseudo_rehearsal_off_means_no_pseudo_samples() -> None:
+    off = builders.build_sleep_settings(load_config(["consolidation.pseudo_rehearsal=false"]))
+    on = builders.build_sleep_settings(load_config(["consolidation.pseudo_rehearsal=true", "consolidation.pseudo_ratio=0.5"]))
+    assert off.pseudo_ratio == 0.0 and on.pseudo_ratio == 0.5

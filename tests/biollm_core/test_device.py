@@ -1,0 +1,47 @@
+"""Device choice and numeric settings on the CPU (the GPU paths are exercised where a GPU exists)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+
+from biollm_core.device import Precision, configure_precision, maybe_compile, pick_device
+from biollm_core.errors import UserError
+
+
+def test_pick_device() -> None:
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto").type in {"cpu", "cuda", "mps"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
+def test_missing_cuda_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="device"):
+        pick_device("cuda")
+
+
+def test_amp_on_cpu_is_a_note_and_a_pass_through() -> None:
+    precision = configure_precision(
+        torch.device("cpu"), amp_enabled=True, amp_dtype="bf16", allow_tf32=True, matmul_precision="highest",
+        deterministic=False, cudnn_benchmark=False,
+    )
+    assert precision.amp_dtype is None
+    assert any("amp_enabled" in note for note in precision.notes)
+    assert any("allow_tf32" in note for note in precision.notes)
+    assert isinstance(precision.autocast(), contextlib.nullcontext)
+    assert not precision.grad_scaler().is_enabled()
+
+
+def test_disabled_scaler_passes_the_loss_through() -> None:
+    scaler = Precision(device=torch.device("cpu")).grad_scaler()
+    loss = torch.tensor(3.0)
+    assert scaler.scale(loss) is loss or scaler.scale(loss).item() == 3.0
+
+
+def test_maybe_compile_off_returns_the_function() -> None:
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    assert maybe_compile(fn, False, torch.device("cpu"), []) is fn

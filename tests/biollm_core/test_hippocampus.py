@@ -1,0 +1,190 @@
+"""The hippocampus: shapes, a vectorised forward equal to a naive loop, capacity steering, resets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from biollm_core.hippocampus import Hippocampus
+
+H, E, D = 8, 4, 6
+
+
+def make(routing: str = "sequence", top_k: int = 2, init_scale: float = 0.5, **kwargs: float) -> Hippocampus:
+    settings = {"utilization_bonus": 0.1, "capacity_penalty": 0.1, **kwargs}
+    return Hippocampus(
+        hidden_size=H, num_experts=E, expert_hidden=D, top_k=top_k, routing=routing, init_scale=init_scale,
+        seed=0, **settings,
+    )
+
+
+def expert(hip: Hippocampus, e: int, x: torch.Tensor) -> torch.Tensor:
+    """(..., H) -> (..., H): expert e applied on its own."""
+    return F.gelu(x @ hip.w1[e] + hip.b1[e]) @ hip.w2[e] + hip.b2[e]
+
+
+def reference_routing(hip: Hippocampus, units: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Routing written out from the spec: adjusted logits, softmax, top-k, renormalise (k > 1)."""
+    share = hip.counts / hip.counts.sum().clamp_min(1.0)
+    count_term = hip.counts / hip.counts.max().clamp_min(1e-12)
+    drift_term = hip.drift / hip.drift.max().clamp_min(1e-12)
+    capacity = (count_term + drift_term) / 2
+    logits = units @ hip.router.weight.t() + hip.router.bias
+    logits = logits + hip.utilization_bonus * (1 - share) - hip.capacity_penalty * capacity
+    probs = logits.softmax(-1)
+    top_p, top_i = probs.topk(hip.top_k, -1)
+    if hip.top_k > 1:
+        top_p = top_p / top_p.sum(-1, keepdim=True)
+    return top_p, top_i
+
+
+def with_history(hip: Hippocampus) -> Hippocampus:
+    """Non-trivial statistics so the usage/capacity adjustments take part in the comparison."""
+    with torch.no_grad():
+        hip.counts.copy_(torch.tensor([9.0, 1.0, 4.0, 0.0]))
+        hip.drift.copy_(torch.tensor([0.2, 0.0, 0.5, 0.1]))
+        hip.router.weight.normal_(0, 0.5)
+        hip.router.bias.copy_(torch.tensor([0.3, -0.1, 0.0, 0.2]))
+        hip.b1.normal_(0, 0.1)
+        hip.b2.normal_(0, 0.1)
+    return hip
+
+
+@pytest.mark.parametrize("routing", ["sequence", "token"])
+def test_forward_shapes(routing: str) -> None:
+    hip = make(routing)
+    out = hip(torch.randn(3, 5, H, generator=torch.Generator().manual_seed(0)))
+    n = 3 if routing == "sequence" else 15
+    assert out.delta.shape == (3, 5, H)
+    assert out.probs.shape == (n, E)
+    assert out.indices.shape == (n, 2)
+    assert out.episode_experts.shape == (3, 2)
+    torch.testing.assert_close(out.probs.sum(-1), torch.ones(n))
+
+
+def test_a_fresh_hippocampus_barely_changes_the_hidden_state() -> None:
+    hip = make(init_scale=1e-3)  # the config default
+    hidden = torch.randn(4, 6, H, generator=torch.Generator().manual_seed(1))
+    delta = hip(hidden).delta
+    # output weights of std 1e-3 over D=6 hidden units of size O(1): |delta| ~ 1e-3, against |hidden| ~ 1
+    assert delta.abs().max() < 0.02
+    assert delta.norm() < 0.01 * hidden.norm()
+
+
+def test_sequence_delta_equals_a_naive_loop() -> None:
+    hip = with_history(make("sequence"))
+    hidden = torch.randn(3, 5, H, generator=torch.Generator().manual_seed(2))
+    out = hip(hidden)
+    weights, indices = reference_routing(hip, hidden.mean(1))
+    assert torch.equal(out.indices, indices)
+    assert torch.equal(out.episode_experts, indices)
+    expected = torch.zeros_like(hidden)
+    for b in range(3):
+        for j in range(hip.top_k):
+            expected[b] += weights[b, j] * expert(hip, int(indices[b, j]), hidden[b])
+    torch.testing.assert_close(out.delta, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_sequence_routing_pools_only_real_tokens_under_a_mask() -> None:
+    hip = with_history(make("sequence"))
+    hidden = torch.randn(2, 4, H, generator=torch.Generator().manual_seed(3))
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    out = hip(hidden, mask)
+    _, indices = reference_routing(hip, torch.stack([hidden[0].mean(0), hidden[1, :2].mean(0)]))
+    assert torch.equal(out.indices, indices)
+
+
+def test_token_delta_equals_a_naive_loop() -> None:
+    hip = with_history(make("token"))
+    hidden = torch.randn(2, 4, H, generator=torch.Generator().manual_seed(4))
+    out = hip(hidden)
+    units = hidden.reshape(8, H)
+    weights, indices = reference_routing(hip, units)
+    assert torch.equal(out.indices, indices)
+    expected = torch.zeros_like(units)
+    for n in range(8):
+        for j in range(hip.top_k):
+            expected[n] += weights[n, j] * expert(hip, int(indices[n, j]), units[n])
+    torch.testing.assert_close(out.delta, expected.view(2, 4, H), rtol=1e-5, atol=1e-6)
+
+
+def test_token_routing_episode_experts_are_the_heaviest() -> None:
+    hip = with_history(make("token"))
+    hidden = torch.randn(2, 4, H, generator=torch.Generator().manual_seed(5))
+    out = hip(hidden)
+    weights, indices = reference_routing(hip, hidden.reshape(8, H))
+    for b in range(2):
+        mass = torch.zeros(E)
+        for t in range(4):
+            mass.index_add_(0, indices[b * 4 + t], weights[b * 4 + t])
+        assert set(out.episode_experts[b].tolist()) == set(mass.topk(2).indices.tolist())
+
+
+def test_top_one_routing_uses_the_raw_probability() -> None:
+    hip = with_history(make("sequence", top_k=1))
+    hidden = torch.randn(2, 3, H, generator=torch.Generator().manual_seed(6))
+    out = hip(hidden)
+    p = out.probs.gather(1, out.indices)  # (B, 1) raw probability of the chosen expert
+    expected = torch.stack([p[b, 0] * expert(hip, int(out.indices[b, 0]), hidden[b]) for b in range(2)])
+    torch.testing.assert_close(out.delta, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_busy_expert_loses_the_choice() -> None:
+    hip = make("sequence", top_k=1, utilization_bonus=1.0, capacity_penalty=1.0)
+    with torch.no_grad():
+        hip.router.weight.zero_()
+        hip.router.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))  # raw logits prefer expert 0
+    hidden = torch.randn(2, 3, H)
+    assert hip(hidden).indices.flatten().tolist() == [0, 0]
+    hip.record_routing(torch.zeros(100, 1, dtype=torch.long))  # expert 0 took every activation
+    # adjusted: expert 0 -> 1 + 0 - 0.5 = 0.5, others -> 0 + 1 - 0 = 1
+    assert 0 not in hip(hidden).indices.flatten().tolist()
+
+
+def test_record_routing_counts_and_novelty() -> None:
+    hip = make()
+    assert hip.record_routing(torch.tensor([[0, 1], [1, 0]])).item() == pytest.approx(1.0)
+    assert hip.counts.tolist() == [2.0, 2.0, 0.0, 0.0]
+    # experts 1 (seen) and 2 (new): half of this step's experts are new
+    assert hip.record_routing(torch.tensor([[1, 2]])).item() == pytest.approx(0.5)
+    assert hip.usage_share().tolist() == pytest.approx([1 / 3, 1 / 2, 1 / 6, 0.0])
+
+
+def test_update_drift_is_the_l2_distance_from_init() -> None:
+    hip = make()
+    with torch.no_grad():
+        hip.b2[2] += torch.tensor([3.0, 4.0] + [0.0] * (H - 2))  # L2 = 5
+    hip.update_drift()
+    assert hip.drift.tolist() == pytest.approx([0.0, 0.0, 5.0, 0.0])
+
+
+@pytest.mark.parametrize("factor", [0.0, 0.5])
+def test_reset_experts_moves_only_the_chosen_ones(factor: float) -> None:
+    hip = make()
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for name in ("w1", "b1", "w2", "b2"):
+            getattr(hip, name).add_(torch.randn(getattr(hip, name).shape, generator=gen))
+        hip.router.bias.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    hip.record_routing(torch.tensor([[0, 1], [2, 3]]))
+    hip.update_drift()
+    before = {name: getattr(hip, name).detach().clone() for name in ("w1", "b1", "w2", "b2")}
+    drift = hip.drift.clone()
+    chosen = torch.tensor([True, False, True, False])
+    hip.reset_experts(chosen, factor)
+    for name, old in before.items():
+        init = getattr(hip, f"{name}_init")
+        new = getattr(hip, name)
+        for e in range(E):
+            if chosen[e]:
+                torch.testing.assert_close(new[e], init[e] + factor * (old[e] - init[e]))
+            else:
+                assert torch.equal(new[e], old[e])  # spared experts keep every bit
+        if factor == 0.0:
+            assert torch.equal(new[0], init[0])
+    assert hip.router.bias.tolist() == pytest.approx([factor, 2.0, 3 * factor, 4.0])
+    assert hip.counts.tolist() == pytest.approx([factor, 1.0, factor, 1.0])
+    torch.testing.assert_close(hip.drift, drift * torch.tensor([factor, 1.0, factor, 1.0]))
+    # a fresh expert (factor 0) counts as never used again; a half reset keeps its history
+    assert hip.ever_used.tolist() == [factor > 0, True, factor > 0, True]

@@ -1,0 +1,125 @@
+"""The wake step (spec §3): only the hippocampus learns, through the frozen neocortex; episodes are stored."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from biollm_core.benchmarks.toy import ToyBenchmark
+from biollm_core.device import Precision
+from biollm_core.hippocampus import Hippocampus
+from biollm_core.models.tiny_transformer import TinyTransformer
+from biollm_core.protocols import Batch
+from biollm_core.replay_buffer import ReplayBuffer
+from biollm_core.wake import reward_scale, token_accuracy, wake_step
+
+V, T, H, B = 16, 6, 16, 8
+CPU = Precision(device=torch.device("cpu"))
+
+
+def parts(storage: str = "full") -> tuple[TinyTransformer, Hippocampus, torch.optim.Optimizer, ReplayBuffer, Batch]:
+    torch.manual_seed(0)
+    bench = ToyBenchmark(vocab_size=V, seq_len=T, num_tasks=2, switch_every=10, schedule="sequential",
+                         heldout_size=4, task_cue=True, seed=0)
+    model = TinyTransformer(vocab_size=V, input_vocab_size=bench.input_vocab_size, hidden_size=H, num_layers=2,
+                            num_heads=2, mlp_ratio=2, max_seq_len=T, injection_layer=1).requires_grad_(False)
+    hip = Hippocampus(hidden_size=H, num_experts=4, expert_hidden=16, top_k=2, routing="sequence", init_scale=1e-3,
+                      utilization_bonus=0.1, capacity_penalty=0.1, seed=1)
+    optimizer = torch.optim.AdamW(hip.parameters(), lr=1e-2)
+    replay = ReplayBuffer(capacity=64, seq_len=T, vocab_size=V, top_k_experts=2, teacher_storage=storage,
+                          teacher_topk=4, device=torch.device("cpu"), seed=2, with_attention_mask=False)
+    return model, hip, optimizer, replay, bench.train_batch(3, B)
+
+
+def step(model: TinyTransformer, hip: Hippocampus | None, optimizer: torch.optim.Optimizer | None,
+         replay: ReplayBuffer, batch: Batch, index: int = 3, **kwargs: object) -> object:
+    settings = {"reward_alpha": 0.5, "reward_from_correctness": True, "routing_reg_weight": 0.01, **kwargs}
+    return wake_step(model, hip, optimizer, CPU.grad_scaler(), replay, batch, index, CPU, **settings)
+
+
+def combined(model: TinyTransformer, hip: Hippocampus, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        hidden = model.encode(x)
+        return model.decode(hidden + hip(hidden).delta)
+
+
+def test_one_step_trains_only_the_hippocampus_and_stores_the_batch() -> None:
+    model, hip, optimizer, replay, batch = parts()
+    neocortex_before = {n: p.clone() for n, p in model.named_parameters()}
+    hip_before = {n: p.detach().clone() for n, p in hip.named_parameters()}
+    result = step(model, hip, optimizer, replay, batch)
+    for name, p in model.named_parameters():
+        assert torch.equal(p, neocortex_before[name]), name
+        assert p.grad is None  # no graph was built through the frozen neocortex's parameters
+    changed = [n for n, p in hip.named_parameters() if not torch.equal(p, hip_before[n])]
+    assert {"w1", "w2", "router.weight"} <= set(changed)
+    assert len(replay) == B and replay.n_seen == B
+    assert torch.equal(replay.tensors["input_ids"][:B].long(), batch.input_ids)
+    assert torch.equal(replay.tensors["labels"][:B].long(), batch.labels)
+    assert (replay.tensors["task_ids"][:B] == batch.task_id).all() and (replay.tensors["steps"][:B] == 3).all()
+    assert ((replay.tensors["experts"][:B] >= 0) & (replay.tensors["experts"][:B] < 4)).all()
+    assert hip.counts.sum() == B * 2  # every sequence routed to top-2 experts
+    assert result.task_loss.ndim == 0 and 0.0 <= result.accuracy.item() <= 1.0
+    assert result.novelty.item() == 1.0  # the first step's experts are all new
+
+
+def test_teacher_is_the_combined_model_after_the_step() -> None:
+    model, hip, optimizer, replay, batch = parts()
+    step(model, hip, optimizer, replay, batch)
+    after = combined(model, hip, batch.input_ids)
+    # fp16 storage: relative error about 5e-4 on logits of order 1
+    torch.testing.assert_close(replay.tensors["teacher"][:B].float(), after, rtol=2e-3, atol=2e-3)
+
+
+def test_topk_teacher_is_the_top_of_the_combined_model_after_the_step() -> None:
+    model, hip, optimizer, replay, batch = parts("topk")
+    step(model, hip, optimizer, replay, batch)
+    values, indices = combined(model, hip, batch.input_ids).topk(4, dim=-1)
+    torch.testing.assert_close(replay.tensors["teacher"][:B].float(), values, rtol=2e-3, atol=2e-3)
+    agree = (replay.tensors["teacher_indices"][:B, :, 0].long() == indices[..., 0]).float().mean()
+    assert agree > 0.95  # top-1 ties within fp16 rounding aside, the same argmax
+
+
+def test_the_task_loss_falls_through_the_frozen_decoder() -> None:
+    model, hip, optimizer, replay, batch = parts()
+    with torch.no_grad():  # a random head of std 0.02 caps the logits near 0.3: give the decoder some range
+        model.head.weight.mul_(50)
+    first = step(model, hip, optimizer, replay, batch).task_loss.item()
+    for i in range(20):
+        last = step(model, hip, optimizer, replay, batch, index=4 + i).task_loss.item()
+    assert last < 0.5 * first  # measured about 0.33; only the delta can have lowered it: the neocortex never moved
+
+
+def test_no_hippocampus_ablation_stores_base_teachers() -> None:
+    model, _, _, replay, batch = parts()
+    result = step(model, None, None, replay, batch)
+    with torch.no_grad():
+        base = model(batch.input_ids)
+    assert len(replay) == B
+    torch.testing.assert_close(replay.tensors["teacher"][:B].float(), base, rtol=2e-3, atol=2e-3)
+    assert (replay.tensors["experts"][:B] == -1).all()
+    assert result.novelty.item() == 0.0
+
+
+def test_base_optimizer_trains_the_neocortex_too() -> None:
+    model, hip, optimizer, replay, batch = parts()
+    model.requires_grad_(True)
+    base_optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    before = model.token_embedding.weight.clone()
+    step(model, hip, optimizer, replay, batch, base_optimizer=base_optimizer)
+    assert not torch.equal(model.token_embedding.weight, before)
+    after = combined(model, hip, batch.input_ids)  # the teacher is re-encoded by the updated neocortex
+    torch.testing.assert_close(replay.tensors["teacher"][:B].float(), after, rtol=2e-3, atol=2e-3)
+
+
+def test_token_accuracy_hand_value() -> None:
+    logits = torch.tensor([[[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]])  # argmax 1, 0, 1
+    labels = torch.tensor([[1, 1, -100]])
+    assert token_accuracy(logits, labels).item() == pytest.approx(0.5)  # 1 of 2 supervised tokens
+
+
+def test_reward_scale_hand_values() -> None:
+    assert reward_scale(torch.tensor(1.0), 0.5).item() == pytest.approx(1.5)  # 1 + 0.5 * (2 - 1)
+    assert reward_scale(torch.tensor(0.0), 0.5).item() == pytest.approx(0.5)  # 1 + 0.5 * -1
+    assert reward_scale(torch.tensor(1.0), 3.0).item() == 2.0  # clipped above
+    assert reward_scale(torch.tensor(0.0), 3.0).item() == 0.25  # clipped below
