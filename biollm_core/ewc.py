@@ -23,7 +23,8 @@ def fisher_scale(fisher: Sequence[torch.Tensor], normalize: bool) -> torch.Tenso
     device = fisher[0].device if fisher else torch.device("cpu")
     if not normalize:
         return torch.ones((), device=device)
-    total = torch.stack([f.sum() for f in fisher]).sum()
+    # F >= 0, so each tensor's sum is its L1 norm: one foreach call instead of a kernel per tensor.
+    total = torch.stack(torch._foreach_norm(list(fisher), 1)).sum()
     count = sum(f.numel() for f in fisher)
     mean = total / count
     return torch.where(mean > 0, 1.0 / mean.clamp_min(1e-30), torch.zeros((), device=device))
@@ -53,7 +54,11 @@ def add_ewc_gradient(
 
     Analytic, so the distillation loss needs one backward pass and no retained graph.
     """
-    for p, a, f in zip(params, anchors, fisher, strict=True):
+    for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
-        p.grad.add_(f * (p - a) * (2.0 * lambda_ * scale))
+    # foreach: a few fused passes over all tensors instead of four kernels per parameter tensor.
+    step = torch._foreach_sub([p.detach() for p in params], list(anchors))  # theta - theta*
+    torch._foreach_mul_(step, list(fisher))  # F * (theta - theta*)
+    torch._foreach_mul_(step, 2.0 * lambda_ * scale)
+    torch._foreach_add_([p.grad for p in params], step)

@@ -99,8 +99,14 @@ class ReplayBuffer:
         if not pairs:
             return
         device = self.tensors["input_ids"].device
-        rows = torch.tensor([i for i, _ in pairs], device=device)
-        slots = torch.tensor([s for _, s in pairs], device=device)
+        row_list, slot_list = [i for i, _ in pairs], [s for _, s in pairs]
+        rows: slice | torch.Tensor
+        slots: slice | torch.Tensor
+        if row_list == list(range(len(pairs))) and slot_list == list(range(slot_list[0], slot_list[0] + len(pairs))):
+            # Filling: the batch goes to consecutive slots, so copies into slices replace gathers and scatters.
+            rows, slots = slice(0, len(pairs)), slice(slot_list[0], slot_list[0] + len(pairs))
+        else:
+            rows, slots = torch.tensor(row_list, device=device), torch.tensor(slot_list, device=device)
         t = self.tensors
         t["input_ids"][slots] = input_ids[rows].to(torch.int32)
         t["labels"][slots] = labels[rows].to(torch.int32)

@@ -95,6 +95,62 @@ def pseudo_samples(
     return ReplaySample(ids, sample.labels, sample.attention_mask, teacher, indices, sample.task_ids)
 
 
+@dataclass
+class SleepStepResult:
+    """One consolidation step. Tensors stay on the device: reading them is a host sync."""
+
+    updated: bool  # False: the loss or (with fp16) a gradient was not finite and the neocortex was not stepped
+    kl: torch.Tensor | None  # scalar mean KL(teacher || student), when updated
+    penalty: torch.Tensor | None  # scalar EWC penalty, when updated and asked for
+
+
+def sleep_step(
+    neocortex: Neocortex,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    sample: ReplaySample,
+    ewc: EwcState,
+    settings: SleepSettings,
+    precision: Precision,
+    *,
+    report_penalty: bool = False,
+) -> SleepStepResult:
+    """Distil ``sample``'s teachers into the neocortex alone, with online Fisher and the EWC gradient.
+
+    The consolidated parameters must have ``requires_grad`` on (``sleep_cycle`` sees to it).
+    """
+    params = ewc.params
+    with precision.autocast():
+        student = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
+    loss, kl = distillation_loss(student, sample.teacher, sample.labels != -100, sample.teacher_indices, settings.temperature)
+    if not torch.isfinite(loss):  # one host sync per sleep step: the price of never stepping on NaN
+        return SleepStepResult(False, None, None)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    if scaler.is_enabled() and not bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()):
+        # fp16 overflow: the scaler skips the step and lowers its scale; the Fisher must never see inf
+        # (an inf in F turns every later EWC gradient into NaN, which the scaler no longer checks).
+        scaler.step(optimizer)
+        scaler.update()
+        return SleepStepResult(False, None, None)
+    # Fisher from the same backward pass that trains the student (no second autograd.grad).
+    update_fisher(ewc.fisher, grads, settings.fisher_decay)
+    penalty = None
+    if settings.ewc_lambda > 0:
+        scale = fisher_scale(ewc.fisher, settings.normalize_fisher)
+        if report_penalty:  # a full sweep over the parameters: only for the report; theta is unchanged yet
+            with torch.no_grad():
+                penalty = ewc_penalty(params, ewc.anchors, ewc.fisher, settings.ewc_lambda, scale)
+        add_ewc_gradient(params, ewc.anchors, ewc.fisher, settings.ewc_lambda, scale)
+    if settings.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return SleepStepResult(True, kl.detach(), penalty)
+
+
 def sleep_cycle(
     neocortex: Neocortex,
     optimizer: torch.optim.Optimizer,
@@ -112,48 +168,27 @@ def sleep_cycle(
     trainable = [p.requires_grad for p in params]  # restored after the cycle (wake may train the neocortex too)
     for p in params:
         p.requires_grad_(True)
-    kl_sum, updates, skipped = torch.zeros(()), 0, 0
-    penalty = torch.zeros(())
+    kl_sum, updates, skipped = None, 0, 0
+    penalty = None
+    n_pseudo = int(round(settings.pseudo_ratio * settings.batch_size))
     for index in range(num_steps):
         sample = replay.sample(settings.batch_size)
-        n_pseudo = int(round(settings.pseudo_ratio * settings.batch_size))
         if n_pseudo:
-            sample = pseudo_samples(sample, n_pseudo, neocortex.vocab_size, settings.pseudo_kind, settings.perturb_prob, combined, generator)
-        with precision.autocast():
-            student = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
-        loss, kl = distillation_loss(student, sample.teacher, sample.labels != -100, sample.teacher_indices, settings.temperature)
-        if not torch.isfinite(loss):  # one host sync per sleep step: the price of never stepping on NaN
+            sample = pseudo_samples(
+                sample, n_pseudo, neocortex.vocab_size, settings.pseudo_kind, settings.perturb_prob, combined, generator
+            )
+        result = sleep_step(neocortex, optimizer, scaler, sample, ewc, settings, precision, report_penalty=index == num_steps - 1)
+        if not result.updated:
             skipped += 1
             continue
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        if scaler.is_enabled() and not bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()):
-            # fp16 overflow: the scaler skips the step and lowers its scale; the Fisher must never see inf
-            # (an inf in F turns every later EWC gradient into NaN, which the scaler no longer checks).
-            scaler.step(optimizer)
-            scaler.update()
-            skipped += 1
-            continue
-        # Fisher from the same backward pass that trains the student (no second autograd.grad).
-        update_fisher(ewc.fisher, grads, settings.fisher_decay)
-        if settings.ewc_lambda > 0:
-            scale = fisher_scale(ewc.fisher, settings.normalize_fisher)
-            add_ewc_gradient(params, ewc.anchors, ewc.fisher, settings.ewc_lambda, scale)
-            if index == num_steps - 1:  # a full sweep over the parameters: only for the report
-                with torch.no_grad():
-                    penalty = ewc_penalty(params, ewc.anchors, ewc.fisher, settings.ewc_lambda, scale)
-        if settings.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        kl_sum = kl_sum + kl.detach().cpu()
+        kl_sum = result.kl if kl_sum is None else kl_sum + result.kl  # summed on the device: no sync per step
+        penalty = result.penalty if result.penalty is not None else penalty
         updates += 1
     for p, flag in zip(params, trainable, strict=True):
         p.requires_grad_(flag)
     ewc.retake_anchor()
     return SleepStats(
         steps=num_steps, updates=updates, skipped=skipped,
-        distill_kl=float(kl_sum) / max(updates, 1), ewc_penalty=float(penalty),
+        distill_kl=0.0 if kl_sum is None else float(kl_sum) / max(updates, 1),
+        ewc_penalty=0.0 if penalty is None else float(penalty),
     )

@@ -15,7 +15,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from biollm_core.errors import UserError
-from biollm_platform.cli import config_cmd, data, results, train
+from biollm_platform.cli import bench, config_cmd, data, doctor, results, sweep, train
 
 _DEBUG = "biollm.debug"  # key in click's ctx.meta, shared by every command of one invocation
 
@@ -65,18 +65,14 @@ def _root(
     ctx.meta[_DEBUG] = debug
 
 
-# Command groups: one module each in biollm_platform/cli/ exposing a Typer `app`, registered with one
-# line here (import it beside config_cmd above), e.g.:
-#   app.add_typer(train.app, name="train")
-#   app.add_typer(sweep.app, name="sweep")
-#   app.add_typer(results.app, name="results")
-#   app.add_typer(data.app, name="data")
-#   app.add_typer(doctor.app, name="doctor")
-#   app.add_typer(bench.app, name="bench")
+# Command groups: one module each in biollm_platform/cli/ exposing a Typer `app` (or one command), one line each.
 app.add_typer(config_cmd.app, name="config")
 app.command("train")(train.train)
+app.add_typer(sweep.app, name="sweep")
 app.add_typer(results.app, name="results")
 app.add_typer(data.app, name="data")
+app.command("doctor")(doctor.doctor)
+app.add_typer(bench.app, name="bench")
 
 
 def main() -> None:

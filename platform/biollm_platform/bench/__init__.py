@@ -1,0 +1,1 @@
+"""Benchmarks behind `biollm bench`: what the engine costs, measured in one process."""

@@ -1,0 +1,51 @@
+"""The engine benchmark on a tiny config: shape and consistency of the figures, never their speed."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+from typer.testing import CliRunner
+
+from biollm_core.config.loader import load_config
+from biollm_platform.bench.engine import bench_engine
+from biollm_platform.cli.app import app
+
+TINY = ["train=cpu", "benchmark.heldout_size=8", "benchmark.num_tasks=2", "replay.capacity=64", "replay.batch_size=8",
+        "train.batch_size=4", "train.eval_batch_size=8"]
+KEYS = ("plain_step_ms", "wake_step_ms", "sleep_step_ms", "sleep_replay_batch_step_ms", "eval_pass_ms",
+        "wake_ratio", "sleep_ratio", "replay_bytes_per_episode", "peak_memory_bytes")
+
+
+def test_bench_engine_figures_are_consistent() -> None:
+    result = bench_engine(load_config(TINY), repeats=3, warmup=1, eval_repeats=2)
+    for key in KEYS:
+        assert result[key] > 0, key
+    samples = result["samples_ms"]
+    assert len(samples["plain"]) == len(samples["wake"]) == len(samples["sleep"]) == 3 and len(samples["eval"]) == 2
+    assert result["plain_step_ms"] == statistics.median(samples["plain"])
+    assert result["wake_ratio"] == pytest.approx(result["wake_step_ms"] / result["plain_step_ms"])
+    assert result["sleep_ratio"] == pytest.approx(result["sleep_step_ms"] / result["plain_step_ms"])
+    assert result["plain_tokens_per_s"] == pytest.approx(4 * 16 / result["plain_step_ms"] * 1e3)
+    assert result["replay_bytes"] == result["replay_bytes_per_episode"] * 64
+    assert result["peak_memory_kind"] == "process_peak_rss"
+
+
+def test_bench_engine_refuses_zero_repeats() -> None:
+    with pytest.raises(ValueError):
+        bench_engine(load_config(TINY), repeats=0)
+
+
+def test_cli_json_and_table() -> None:
+    runner = CliRunner()
+    options = ["--json", "--repeats", "2", "--warmup", "0", "--eval-repeats", "1", "--threads", "1"]
+    result = runner.invoke(app, ["bench", "engine", *TINY, *options])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert all(data[key] > 0 for key in KEYS) and data["torch_threads"] == 1
+    table = runner.invoke(app, ["bench", "engine", *TINY, "--repeats", "1", "--warmup", "0", "--eval-repeats", "1"])
+    assert table.exit_code == 0, table.output
+    assert "wake/plain" in table.stdout and "replay buffer" in table.stdout and "process peak RSS" in table.stdout
+    bad = runner.invoke(app, ["bench", "engine", "experts.num_expertz=3"])
+    assert bad.exit_code == 2 and "num_expertz" in bad.output
