@@ -7,7 +7,6 @@ import json
 import math
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -17,9 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-SECRET_WORDS = {"secret", "password", "passwd", "apikey", "credentials"}
-SPECIAL_TOKEN_WORDS = {"eos", "bos", "pad", "unk", "sep", "cls", "mask"}  # eos_token & co. are not credentials
 
 
 def json_safe(value: Any) -> Any:
@@ -32,27 +28,6 @@ def json_safe(value: Any) -> Any:
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
-    return value
-
-
-def is_secret_key(key: str) -> bool:
-    """``wandb_api_key``, ``hf_token``, ``password`` are credentials; ``tokenizer_name``, ``tokens_per_s`` are not.
-
-    Words are compared whole (``token`` is a credential, ``tokens`` and ``tokenizer`` are not).
-    """
-    words = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).lower()) if w]
-    if SECRET_WORDS & set(words):
-        return True
-    pairs = zip(["", *words], words, strict=False)
-    return any((w == "key" and p == "api") or (w == "token" and p not in SPECIAL_TOKEN_WORDS) for p, w in pairs)
-
-
-def redact(value: Any) -> Any:
-    """Drop values of secret-looking keys (api keys, tokens, passwords) from nested mappings."""
-    if isinstance(value, Mapping):
-        return {k: ("<redacted>" if is_secret_key(str(k)) else redact(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
     return value
 
 

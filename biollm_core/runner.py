@@ -22,7 +22,7 @@ from biollm_core.artifacts import JsonlSink, run_metadata, truncate_metrics, wri
 from biollm_core.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from biollm_core.config.schema import RunConfig
 from biollm_core.continual_metrics import accuracy_matrix_metrics
-from biollm_core.device import configure_precision, pick_device
+from biollm_core.device import configure_precision, maybe_compile, pick_device
 from biollm_core.errors import UserError
 from biollm_core.evaluate import evaluate_tasks
 from biollm_core.protocols import MetricsSink
@@ -30,7 +30,7 @@ from biollm_core.redaction import redact
 from biollm_core.refresh import refresh_experts
 from biollm_core.routing import usage_entropy
 from biollm_core.sleep import EwcState, sleep_cycle
-from biollm_core.sleep_pressure import forgetting_signal, sleep_pressure
+from biollm_core.sleep_pressure import forgetting_signal, loss_running_mean, sleep_pressure, surprise_novelty
 from biollm_core.step_log import StepLog
 from biollm_core.wake import wake_step
 
@@ -63,7 +63,9 @@ class RunState:
     old_task_loss: float | None = None
     base_old_task_loss: float | None = None
     base_best_loss: float = float("inf")
+    forgetting_index: float = 0.0  # at the last evaluation (the scheduler's copy resets after a sleep)
     base_forgetting_index: float = 0.0
+    loss_mean: float | torch.Tensor = 0.0  # running mean of the fast loss (scheduler.novelty=surprise)
     last_sleep: dict[str, float | None] = field(default_factory=lambda: {"distill_kl": None, "ewc_penalty": None, "base_teacher_kl": None, "refresh_agreement": None})
 
 
@@ -104,6 +106,9 @@ def run_experiment(
     seq_len = heldouts[0].input_ids.shape[1]
     neocortex = builders.build_neocortex(config, bench.input_vocab_size).to(device)
     neocortex.requires_grad_(False)
+    if t.compile:  # the module keeps its parameters and state_dict; only the two halves are compiled
+        neocortex.encode = maybe_compile(neocortex.encode, True, device, precision.notes)
+        neocortex.decode = maybe_compile(neocortex.decode, True, device, precision.notes)
     use_hippocampus = not t.ablation_disable_hippocampus
     hippocampus = builders.build_hippocampus(config, neocortex.hidden_size).to(device) if use_hippocampus else None
     fast_opt = torch.optim.AdamW(hippocampus.parameters(), lr=config.experts.fast_lr, weight_decay=config.experts.weight_decay) if hippocampus else None
@@ -163,6 +168,7 @@ def run_experiment(
         state.elapsed_s = time.perf_counter() - started
         payload = {name: obj.state_dict() for name, obj in modules.items() if obj is not None}
         payload["pseudo_generator"] = pseudo_generator.get_state()
+        state.loss_mean = float(state.loss_mean)  # one sync per checkpoint
         payload["run_state"] = asdict(state)
         path = save_checkpoint(checkpoints, state.step, payload, config.logging.checkpoint_keep_last)
         for sink in all_sinks:
@@ -194,7 +200,7 @@ def run_experiment(
                 pos = {task: i for i, task in enumerate(tasks)}
                 state.old_task_loss = float(np.mean([scores.combined_loss[pos[j]] for j in seen]))
                 state.base_old_task_loss = float(np.mean([scores.base_loss[pos[j]] for j in seen]))
-                scheduler.observe_seen_loss(state.old_task_loss)
+                state.forgetting_index = scheduler.observe_seen_loss(state.old_task_loss)
                 state.base_best_loss = min(state.base_best_loss, state.base_old_task_loss)
                 state.base_forgetting_index = max(0.0, state.base_old_task_loss - state.base_best_loss)
                 record["seen_acc"] = float(np.mean([scores.combined_accuracy[pos[j]] for j in seen]))
@@ -209,17 +215,22 @@ def run_experiment(
                 record["expert_util_entropy"] = usage_entropy(hippocampus.counts)
             else:
                 saturation = torch.zeros(())
+            novelty = result.novelty
+            if config.scheduler.novelty == "surprise":
+                novelty = surprise_novelty(result.task_loss, state.loss_mean)
+                state.loss_mean = loss_running_mean(result.task_loss, state.loss_mean, state.step)
             forgetting = forgetting_signal(scheduler.forgetting_index)
             s = config.scheduler
-            pressure = sleep_pressure(saturation, forgetting, result.novelty, saturation_weight=s.saturation_weight,
+            pressure = sleep_pressure(saturation, forgetting, novelty, saturation_weight=s.saturation_weight,
                                       forgetting_weight=s.forgetting_weight, novelty_weight=s.novelty_weight)
             record.update({
-                "old_task_loss": state.old_task_loss, "forgetting_index": scheduler.forgetting_index,
+                "old_task_loss": state.old_task_loss, "forgetting_index": state.forgetting_index,
                 "base_old_task_loss": state.base_old_task_loss, "base_forgetting_index": state.base_forgetting_index,
-                "sleep_pressure": pressure, "pressure_saturation": saturation, "pressure_novelty": result.novelty,
+                "sleep_pressure": pressure, "pressure_saturation": saturation, "pressure_novelty": novelty,
                 "pressure_forgetting": forgetting,
             })
 
+            slept_now = False
             if config.mode == "sleep" and hippocampus is not None:
                 value = float(pressure) if scheduler.needs_pressure() else 0.0  # a host sync only when it matters
                 sleep_len = scheduler.decide(value)
@@ -242,20 +253,22 @@ def run_experiment(
                                         "base_teacher_kl": _base_teacher_kl(neocortex, replay, sleep_settings.batch_size, precision),
                                         "refresh_agreement": refreshed.mean_agreement}
                     record["refresh_count"] = refreshed.refreshed
+                    slept_now = True
+            record.setdefault("refresh_count", 0)
             record.update({"sleep_count": state.sleep_count, "sleep_steps": state.sleep_steps,
                            "refresh_count_total": state.refresh_count_total, "replay_size": len(replay), **state.last_sleep})
             if device.type == "cuda":
                 record["cuda_memory_allocated"] = torch.cuda.memory_allocated(device)
                 record["cuda_memory_reserved"] = torch.cuda.memory_reserved(device)
             step_log.add(state.step, record, batch.input_ids.numel())
-            if "seen_acc" in record or "refresh_count" in record:
+            if "seen_acc" in record or slept_now:
                 emit()
             if state.step % config.logging.checkpoint_interval == 0 and state.step < total:
                 checkpoint(final=False)
             if progress is not None:
                 progress(Progress(state.step, total, batch.task_id, state.sleep_count))
         checkpoint(final=True)
-        summary = _summary(config, state, scheduler.forgetting_index, time.perf_counter() - started)
+        summary = _summary(config, state, time.perf_counter() - started)
         write_json_atomic(out_dir / "summary.json", summary)
         for sink in all_sinks:
             sink.log_summary(summary)
@@ -278,7 +291,7 @@ def _base_teacher_kl(neocortex, replay, batch_size: int, precision) -> float:  #
     return float(kl)
 
 
-def _summary(config: RunConfig, state: RunState, forgetting_index: float, wall_time_s: float) -> dict[str, Any]:
+def _summary(config: RunConfig, state: RunState, wall_time_s: float) -> dict[str, Any]:
     combined = accuracy_matrix_metrics(state.matrix, state.segment_tasks)
     base = accuracy_matrix_metrics(state.base_matrix, state.segment_tasks)
     return {
@@ -287,7 +300,7 @@ def _summary(config: RunConfig, state: RunState, forgetting_index: float, wall_t
         "final_bwt": combined["bwt"], "seen_acc_auc": combined["seen_acc_auc"],
         "final_base_seen_acc_avg": base["seen_acc_avg"], "final_base_forgetting": base["forgetting"],
         "final_base_bwt": base["bwt"], "base_seen_acc_auc": base["seen_acc_auc"],
-        "final_forgetting_index": forgetting_index,
+        "final_forgetting_index": state.forgetting_index,
         "final_old_task_loss": state.old_task_loss, "final_base_forgetting_index": state.base_forgetting_index,
         "sleep_count": state.sleep_count, "sleep_steps": state.sleep_steps, "refresh_count_total": state.refresh_count_total,
         "base_updates_in_sleep": state.base_updates_in_sleep, "skipped_sleep_steps": state.skipped_sleep_steps,

@@ -9,17 +9,31 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
+
 
 def forgetting_signal(forgetting_index: float) -> float:
     """Squash the loss-based forgetting index (>= 0, in nats) into [0, 1): ``1 - exp(-index)``."""
     return 1.0 - math.exp(-max(forgetting_index, 0.0))
 
 
-def surprise_novelty(loss: float, running_mean: float) -> float:
-    """Surprise: the fast loss relative to its running mean, squashed to [0, 1] (0 when not above it)."""
-    if running_mean <= 0:
-        return 0.0
-    return max(0.0, min(1.0, loss / running_mean - 1.0))
+def surprise_novelty(loss: torch.Tensor | float, running_mean: torch.Tensor | float) -> torch.Tensor:
+    """Surprise: ``clip(loss / running_mean - 1, 0, 1)`` (0 before any mean exists).
+
+    A loss at its running mean is no surprise; twice the mean or more is full novelty. Works on device
+    tensors, so reading it needs no host sync.
+    """
+    loss = torch.as_tensor(loss, dtype=torch.float32)
+    mean = torch.as_tensor(running_mean, dtype=torch.float32, device=loss.device)
+    return torch.where(mean > 0, (loss / mean.clamp_min(1e-12) - 1.0).clamp(0.0, 1.0), torch.zeros_like(loss))
+
+
+def loss_running_mean(loss: torch.Tensor | float, running_mean: torch.Tensor | float, step: int, decay: float = 0.99) -> torch.Tensor:
+    """Exponential running mean of the fast loss; the first step (``step == 1``) starts it at the loss."""
+    loss = torch.as_tensor(loss, dtype=torch.float32)
+    if step <= 1:
+        return loss.detach().clone()
+    return decay * torch.as_tensor(running_mean, dtype=torch.float32, device=loss.device) + (1 - decay) * loss.detach()
 
 
 def sleep_pressure(
@@ -81,8 +95,9 @@ class SleepScheduler:
         return sleep_length(pressure, threshold=self.threshold, min_steps=self.min_steps, max_steps=self.max_steps)
 
     def slept(self) -> None:
-        """After a sleep the pressure resets: counters restart."""
+        """After a sleep the pressure resets: the counter restarts and forgetting waits for a new eval."""
         self.steps_since_sleep = 0
+        self.forgetting_index = 0.0
 
     def state_dict(self) -> dict:
         return {"steps_since_sleep": self.steps_since_sleep, "best_seen_loss": self.best_seen_loss, "forgetting_index": self.forgetting_index}

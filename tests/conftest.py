@@ -13,3 +13,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def repo_root() -> Path:
     """The repository root (holds pyproject.toml, biollm_core/, platform/)."""
     return REPO_ROOT
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """The test models are tiny: intra-op threads cost more than they give, and Ray's workers and W&B's
+    service share the same 2 cores (a 24-step GPT-2 run took 63 s with 2 threads under load, 0.7 s with 1)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -107,7 +107,7 @@ class ConsolidationConfig(Section):
 
 
 class EwcConfig(Section):
-    lambda_: float = Field(1.0, ge=0, alias="lambda", description="EWC strength on the mean-normalised Fisher; 0 disables EWC.")
+    lambda_: float = Field(1e-3, ge=0, alias="lambda", description="EWC strength on the mean-normalised Fisher (1e-3 is about 1e4 on the toy model's raw Fisher); 0 disables EWC.")
     fisher_decay: float = Field(0.99, ge=0, lt=1, description="Online Fisher: F <- decay * F + (1 - decay) * g^2.")
     normalize_fisher: bool = Field(True, description="Divide F by its mean over parameters so lambda has a natural scale.")
 

@@ -69,14 +69,14 @@ def train(
     console.print(f"run [bold]{config.run_name}[/] -> {out_dir}")
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]} steps/s  task {task.fields[task_id]}  sleeps {task.fields[sleeps]}"),
+        TextColumn("{task.fields[rate]} steps/s  task {task.fields[task_no]}  sleeps {task.fields[sleeps]}"),
         TimeElapsedColumn(), TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, disable=quiet, refresh_per_second=4) as bar:
-        bar_task = bar.add_task("train", total=None, rate="-", task_id="-", sleeps=0)
+        bar_task = bar.add_task("train", total=None, rate="-", task_no="-", sleeps=0)
 
         def on_step(p: RunProgress) -> None:
-            bar.update(bar_task, completed=p.step, total=p.total, task_id=p.task_id, sleeps=p.sleep_count)
+            bar.update(bar_task, completed=p.step, total=p.total, task_no=p.task_id, sleeps=p.sleep_count)
             speed = bar.tasks[0].speed
             bar.update(bar_task, rate=f"{speed:.1f}" if speed else "-")
 
