@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Ray 2.60 starts local clusters with token auth; a process that first touched Ray with auth "disabled"
+# then fails to start one ("Failed to start GCS ... RAY_AUTH_MODE is currently 'disabled'"). Decide it
+# once, before anything imports Ray: token auth on, as a user's local Ray has it (a token is generated
+# into ~/.ray/auth_token when none exists).
+os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
