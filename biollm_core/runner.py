@@ -66,7 +66,9 @@ class RunState:
     forgetting_index: float = 0.0  # at the last evaluation (the scheduler's copy resets after a sleep)
     base_forgetting_index: float = 0.0
     loss_mean: float | torch.Tensor = 0.0  # running mean of the fast loss (scheduler.novelty=surprise)
-    last_sleep: dict[str, float | None] = field(default_factory=lambda: {"distill_kl": None, "ewc_penalty": None, "base_teacher_kl": None, "refresh_agreement": None})
+    last_sleep: dict[str, float | None] = field(
+        default_factory=lambda: {"distill_kl": None, "ewc_penalty": None, "base_teacher_kl": None, "refresh_agreement": None}
+    )
 
 
 def prepare_out_dir(out_dir: Path, resume: bool) -> None:
@@ -111,14 +113,15 @@ def run_experiment(
         neocortex.decode = maybe_compile(neocortex.decode, True, device, precision.notes)
     use_hippocampus = not t.ablation_disable_hippocampus
     hippocampus = builders.build_hippocampus(config, neocortex.hidden_size).to(device) if use_hippocampus else None
-    fast_opt = torch.optim.AdamW(hippocampus.parameters(), lr=config.experts.fast_lr, weight_decay=config.experts.weight_decay) if hippocampus else None
+    e, c = config.experts, config.consolidation
+    fast_opt = torch.optim.AdamW(hippocampus.parameters(), lr=e.fast_lr, weight_decay=e.weight_decay) if hippocampus else None
     consolidated = neocortex.consolidation_parameters()
-    slow_opt = torch.optim.AdamW([p for _, p in consolidated], lr=config.consolidation.slow_lr, weight_decay=config.consolidation.weight_decay)
+    slow_opt = torch.optim.AdamW([p for _, p in consolidated], lr=c.slow_lr, weight_decay=c.weight_decay)
     wake_base_opt = None
     if config.consolidation.wake_base_lr_scale > 0:
         for _, p in consolidated:
             p.requires_grad_(True)
-        wake_base_opt = torch.optim.AdamW([p for _, p in consolidated], lr=config.consolidation.slow_lr * config.consolidation.wake_base_lr_scale)
+        wake_base_opt = torch.optim.AdamW([p for _, p in consolidated], lr=c.slow_lr * c.wake_base_lr_scale)
     fast_scaler, slow_scaler = precision.grad_scaler(), precision.grad_scaler()
     replay = builders.build_replay(config, seq_len, device, with_attention_mask=heldouts[0].attention_mask is not None)
     scheduler = builders.build_scheduler(config)

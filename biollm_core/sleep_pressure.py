@@ -100,7 +100,8 @@ class SleepScheduler:
         self.forgetting_index = 0.0
 
     def state_dict(self) -> dict:
-        return {"steps_since_sleep": self.steps_since_sleep, "best_seen_loss": self.best_seen_loss, "forgetting_index": self.forgetting_index}
+        return {"steps_since_sleep": self.steps_since_sleep, "best_seen_loss": self.best_seen_loss,
+                "forgetting_index": self.forgetting_index}
 
     def load_state_dict(self, state: dict) -> None:
         self.steps_since_sleep = int(state["steps_since_sleep"])

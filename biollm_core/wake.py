@@ -63,7 +63,8 @@ def wake_step(
             logits = neocortex.decode(hidden, mask)
         loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
         experts = torch.full((x.shape[0], replay.tensors["experts"].shape[1]), -1, dtype=torch.long, device=x.device)
-        replay.add(input_ids=x, labels=labels, attention_mask=mask, teacher_logits=logits, task_id=batch.task_id, step=step, experts=experts)
+        replay.add(input_ids=x, labels=labels, attention_mask=mask, teacher_logits=logits, task_id=batch.task_id, step=step,
+                   experts=experts)
         return WakeResult(loss, token_accuracy(logits, labels), torch.zeros((), device=x.device))
 
     with precision.autocast():
