@@ -22,12 +22,14 @@ from biollm_core.artifacts import JsonlSink, run_metadata, truncate_metrics, wri
 from biollm_core.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from biollm_core.config.schema import RunConfig
 from biollm_core.continual_metrics import accuracy_matrix_metrics
-from biollm_core.device import configure_precision, maybe_compile, pick_device
+from biollm_core.device import Precision, configure_precision, maybe_compile, pick_device
+from biollm_core.distillation import distillation_loss
 from biollm_core.errors import UserError
 from biollm_core.evaluate import evaluate_tasks
-from biollm_core.protocols import MetricsSink
+from biollm_core.protocols import MetricsSink, Neocortex
 from biollm_core.redaction import redact
 from biollm_core.refresh import refresh_experts
+from biollm_core.replay_buffer import ReplayBuffer
 from biollm_core.routing import usage_entropy
 from biollm_core.sleep import EwcState, sleep_cycle
 from biollm_core.sleep_pressure import forgetting_signal, loss_running_mean, sleep_pressure, surprise_novelty
@@ -283,10 +285,8 @@ def run_experiment(
 
 
 @torch.no_grad()
-def _base_teacher_kl(neocortex, replay, batch_size: int, precision) -> float:  # noqa: ANN001
+def _base_teacher_kl(neocortex: Neocortex, replay: ReplayBuffer, batch_size: int, precision: Precision) -> float:
     """KL(teacher || base) on a fresh replay batch after sleep: what is left to consolidate."""
-    from biollm_core.distillation import distillation_loss
-
     sample = replay.sample(batch_size)
     with precision.autocast():
         base = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
