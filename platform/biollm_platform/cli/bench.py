@@ -1,8 +1,10 @@
-"""`biollm bench`: performance measurements (`engine`: the CLS engine against plain fine-tuning)."""
+"""`biollm bench`: performance measurements (`engine`: the CLS engine against plain fine-tuning;
+`sweep`: a Ray sweep against one `biollm train` after another)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import torch
@@ -14,7 +16,7 @@ from biollm_core.config.loader import load_config
 from biollm_platform.bench.engine import bench_engine
 from biollm_platform.cli.config_cmd import Files, Overrides
 
-app = typer.Typer(help="Measure what the engine costs (times, throughput, memory).", no_args_is_help=True)
+app = typer.Typer(help="Measure what the engine and the Ray sweep cost (times, throughput, memory).", no_args_is_help=True)
 
 
 def _bytes(n: float) -> str:
@@ -76,3 +78,45 @@ def engine(
 
 
 app.command("engine")(engine)
+
+
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="The sweep YAML (see `biollm sweep schema`).")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Run-config overrides for every trial (`train.max_steps=200`).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    address: Annotated[
+        str | None, typer.Option(help="Ray to join (GCS address or `auto`); default: start a local one.")
+    ] = None,
+    keep: Annotated[
+        Path | None, typer.Option("--keep", help="Keep both runs' artifacts in this (empty) directory.")
+    ] = None,
+) -> None:
+    """Run SWEEP_FILE's trials one `biollm train` after another, then as a Ray sweep; compare wall times.
+
+    Prints both wall times, their ratio (Ray / sequential) and Ray's fixed cost per trial: trial start to
+    the end of the first engine step plus last engine step to trial end (mean and max over trials).
+    """
+    from biollm_platform.bench.sweep import bench_sweep
+
+    console = Console(stderr=True, highlight=False)
+    result = bench_sweep(
+        sweep_file, tuple(overrides or []), address=address, keep=keep, log=lambda line: console.print(line)
+    )
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    out = Console(highlight=False)
+    out.print(f"{result['trials']} trials on {result['cpus']} CPUs")
+    out.print(f"(a) sequential `biollm train`: {result['sequential_s']:.1f} s")
+    out.print(f"(b) Ray sweep ({result['executor']}): {result['ray_s']:.1f} s "
+              f"(Ray start {result['ray_startup_s']:.1f} s)")
+    out.print(f"ratio (b)/(a): {result['ratio']:.2f}")
+    out.print(f"Ray fixed cost per trial: mean {result['ray_fixed_cost_per_trial_s']:.1f} s "
+              f"(start->first step {result['ray_fixed_cost_start_s']:.1f} s, "
+              f"last step->end {result['ray_fixed_cost_end_s']:.1f} s), "
+              f"max {result['ray_fixed_cost_per_trial_max_s']:.1f} s")
+
+
+app.command("sweep")(sweep)

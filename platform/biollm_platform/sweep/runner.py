@@ -26,7 +26,7 @@ from .local_ray import DRIVER_RESOURCE, RayHandle, connect
 from .manifest import Manifest, TrialRecord, now, read_manifest, write_manifest
 from .progress import make_tracker
 from .schema import SweepSpec, load_sweep, parse_sweep
-from .trial import trial_driver, trial_payload
+from .trial import driver_resources, trial_driver, trial_payload
 
 # Test hooks, read at submit: "<trial_id>:<step>" makes that trial's worker exit (or block) once at the step
 FAULT_ENVS = {"exit": "BIOLLM_SWEEP_FAULT_EXIT_AT", "pause": "BIOLLM_SWEEP_FAULT_PAUSE_AT"}
@@ -229,7 +229,7 @@ def run_trials(
         return trial.config["trial"]["trial"]["trial_id"]
 
     tuner = tune.Tuner(
-        tune.with_resources(trial_driver, {"cpu": 0, DRIVER_RESOURCE: 1}),
+        tune.with_resources(trial_driver, {**driver_resources(spec), DRIVER_RESOURCE: 1}),
         param_space={"trial": tune.grid_search(payloads)},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=concurrency(spec, len(todo)),
@@ -240,7 +240,10 @@ def run_trials(
             name=f"tune-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}",
             storage_path=f"{trial_root}/_ray",
             verbose=0,
-            failure_config=tune.FailureConfig(max_failures=0),  # worker failures are retried inside Train
+            # train_workers: worker failures are retried inside Train; train_local: the trial is the worker
+            failure_config=tune.FailureConfig(
+                max_failures=spec.retries if spec.resources.executor == "train_local" else 0
+            ),
             callbacks=[tracker := make_tracker(sweep_dir, manifest, console, publish)],
         ),
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from biollm_core.errors import UserError
 
@@ -43,6 +43,21 @@ class Resources(_Section):
     max_concurrent_trials: int | None = Field(
         None, ge=1, description="Trials running at once; null = as many as the cluster's resources allow."
     )
+    executor: Literal["train_workers", "train_local"] = Field(
+        "train_workers",
+        description="How a trial runs the engine: `train_workers` = a Ray Train run with its own worker "
+        "group (retries restart the workers); `train_local` = the same train loop in the Tune trial's "
+        "own process, which holds the worker's CPUs/GPUs (one worker only; less fixed cost per trial; "
+        "retries restart the trial from its last checkpoint).",
+    )
+
+    @model_validator(mode="after")
+    def _local_is_one_worker(self) -> Resources:
+        if self.executor == "train_local" and self.workers_per_trial != 1:
+            raise ValueError(
+                f"executor train_local runs one worker per trial (workers_per_trial is {self.workers_per_trial})"
+            )
+        return self
 
     @field_validator("gpus_per_worker")
     @classmethod

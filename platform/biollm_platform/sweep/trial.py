@@ -4,6 +4,13 @@ With Train V2 a Tune trial cannot be a Trainer; it is a function that builds a `
 calls ``fit()``, and the workers' reports reach Tune through ``TuneReportCallback``. Every attempt
 gets its own Train run name (reused names hung here); continuity between attempts comes from the
 trial's own checkpoints directory, which the worker resumes from.
+
+Executors (``resources.executor``): ``train_workers`` (default) starts a Train worker group per trial;
+``train_local`` runs the same train loop in this driver process (no Train controller or worker actors),
+reporting with ``ray.tune.report``; a failed attempt is retried by Tune. Train V2's own local mode
+(``ScalingConfig(num_workers=0)``) does not serve here: inside a Tune trial ``ray.train.get_context``,
+``get_checkpoint`` and ``report`` raise (``requires_train_worker(raise_in_tune_session=True)``), and its
+``LocalTrainFnUtils.report`` only keeps the last metrics, with no callbacks to forward them to Tune.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ def trial_payload(
         "trial_dir": trial_dir,
         "trial_uri": trial_uri,
         "ray_storage": ray_storage,
+        "executor": spec.resources.executor,
         "workers": spec.resources.workers_per_trial,
         "cpus_per_worker": spec.resources.cpus_per_worker,
         "gpus_per_worker": spec.resources.gpus_per_worker,
@@ -58,6 +66,9 @@ def trial_driver(config: dict[str, Any]) -> None:
     gpus = float(payload["gpus_per_worker"])
     resources = {"CPU": float(payload["cpus_per_worker"])} | ({"GPU": gpus} if gpus else {})
     workers = int(payload["workers"])
+    if payload.get("executor") == "train_local":  # the loop here; this driver holds the worker's resources
+        train_loop(payload)
+        return
     scaling = ScalingConfig(num_workers=workers, use_gpu=gpus > 0, resources_per_worker=resources)
     run_config = RunConfig(
         name=f"{trial_id}-{uuid.uuid4().hex[:8]}",
@@ -87,3 +98,12 @@ def trial_driver(config: dict[str, Any]) -> None:
             run_config=run_config,
         )
     trainer.fit()
+
+
+def driver_resources(spec: SweepSpec) -> dict[str, float]:
+    """What a trial's driver reserves (besides a driver slot): nothing, or a worker's share in local mode."""
+    if spec.resources.executor != "train_local":
+        return {"cpu": 0}
+    return {"cpu": spec.resources.cpus_per_worker} | (
+        {"gpu": spec.resources.gpus_per_worker} if spec.resources.gpus_per_worker else {}
+    )

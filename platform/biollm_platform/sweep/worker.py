@@ -39,8 +39,11 @@ class RayReportSink:
     report per step.
     """
 
-    def __init__(self, rank: int, out_dir: Path, faults: Mapping[str, int | None] | None = None) -> None:
+    def __init__(
+        self, rank: int, out_dir: Path, faults: Mapping[str, int | None] | None = None, *, to_tune: bool = False
+    ) -> None:
         self._rank = rank
+        self._to_tune = to_tune  # executor train_local: the loop runs in the Tune trial, which gets the reports
         self._out_dir = out_dir
         self._faults = dict(faults or {})
         self._latest: dict[str, float | int] = {}
@@ -53,27 +56,34 @@ class RayReportSink:
         if self.first_step_at is None:
             self.first_step_at = self.last_step_at
 
-    def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
+    def _report(self, metrics: dict[str, Any], checkpoint: Any = None) -> None:
+        if self._to_tune:  # the trial's checkpoints stay in its directory; Tune gets the metrics
+            import ray.tune
+
+            ray.tune.report(metrics)
+            return
         import ray.train
 
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+    def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
         self._latest = {**_scalars(metrics), "step": step}
         self._maybe_inject_fault(step)
         if "seen_acc" in metrics:
-            ray.train.report(self._latest)
+            self._report(self._latest)
 
     def log_checkpoint(self, step: int, path: Path, final: bool) -> None:
         import ray.train
 
-        checkpoint = ray.train.Checkpoint.from_directory(str(path)) if self._rank == 0 else None
-        ray.train.report(
+        local = self._to_tune or self._rank != 0
+        checkpoint = None if local else ray.train.Checkpoint.from_directory(str(path))
+        self._report(
             {**self._latest, "step": step, "checkpoint_step": step, "final": int(final)},
             checkpoint=checkpoint,
         )
 
     def log_summary(self, summary: Mapping[str, Any]) -> None:
-        import ray.train
-
-        ray.train.report(
+        self._report(
             {f"summary/{k}": v for k, v in _scalars(summary).items()} | {"step": self._latest.get("step", 0), "summary_written": 1}
         )
 
@@ -94,14 +104,16 @@ class RayReportSink:
             time.sleep(600)  # pause: a driver killed meanwhile takes this worker with it
 
 
-def _prepare_resume(out_dir: Path) -> bool:
+def _prepare_resume(out_dir: Path, *, in_tune: bool = False) -> bool:
     """True when the trial continues from a checkpoint: its own, or the one Ray restored (fresh node)."""
     import ray.train
+    import ray.tune
 
     from biollm_core.checkpoint import latest_checkpoint
 
     checkpoints = out_dir / "checkpoints"
-    if latest_checkpoint(checkpoints) is None and (checkpoint := ray.train.get_checkpoint()) is not None:
+    restored = ray.tune.get_checkpoint if in_tune else ray.train.get_checkpoint
+    if latest_checkpoint(checkpoints) is None and (checkpoint := restored()) is not None:
         with checkpoint.as_directory() as source:
             step = json.loads((Path(source) / "meta.json").read_text())["step"]
             shutil.copytree(source, checkpoints / f"step-{step:08d}", dirs_exist_ok=True)
@@ -128,7 +140,8 @@ def _sync(source: str, destination: str) -> None:
 
 
 def train_loop(payload: dict[str, Any]) -> None:
-    """Train-loop-per-worker: ``payload`` is built by ``trial.trial_payload``."""
+    """Train-loop-per-worker (or, for executor train_local, the Tune trial's loop): ``payload`` is built
+    by ``trial.trial_payload``."""
     import ray.train
 
     from biollm_core.config.loader import load_config_dict
@@ -139,7 +152,9 @@ def train_loop(payload: dict[str, Any]) -> None:
 
     worker_started_at = time.time()
     trial = TrialSpec.from_dict(payload["trial"])
-    rank = ray.train.get_context().get_world_rank()
+    # executor train_local: this is the Tune trial's own process, where ray.train.* refuses to run
+    in_tune = payload.get("executor") == "train_local"
+    rank = 0 if in_tune else ray.train.get_context().get_world_rank()
     config = load_config_dict(trial.config, source=f"trial {trial.trial_id}")
     trial_uri = payload.get("trial_uri")
     if rank != 0:
@@ -155,8 +170,10 @@ def train_loop(payload: dict[str, Any]) -> None:
     else:
         out_dir = Path(payload["trial_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    resume = _prepare_resume(out_dir)
-    ray_sink = RayReportSink(rank, out_dir, payload.get("faults"))
+    resume = _prepare_resume(out_dir, in_tune=in_tune)
+    ray_sink = RayReportSink(
+        rank, out_dir, payload.get("faults"), to_tune=in_tune
+    )
     sinks: list[Any] = [ray_sink]
     wandb_sink = wandb_sink_from_config(
         config.logging,
