@@ -43,17 +43,7 @@ CSV = ("metric,seed,treatment_trial,control_trial,treatment_value,control_value,
        "final_seen_acc_avg,42,sleep-seed42,nosleep-seed42,1.0,0.2,0.8\n")
 
 
-@pytest.fixture(autouse=True)
-def wandb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Everything W&B writes stays under tmp_path; the service process is ended after each test."""
-    home = tmp_path / "wandb-home"
-    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
-        monkeypatch.setenv(name, str(home / name.lower()))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    yield
-    wandb.teardown()
+pytestmark = pytest.mark.usefixtures("wandb_env")  # tests/biollm_platform/conftest.py
 
 
 @pytest.fixture

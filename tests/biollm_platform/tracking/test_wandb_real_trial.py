@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import wandb
 
 from biollm_core.config.loader import config_to_dict, load_config
 from biollm_core.runner import run_experiment
@@ -20,18 +19,10 @@ SMALL = ["train=cpu", "benchmark.num_tasks=2", "benchmark.switch_every=20", "ben
          "replay.capacity=256", "logging.checkpoint_interval=20", "logging.use_wandb=true", "logging.wandb_mode=offline"]
 
 
-@pytest.fixture
-def wandb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
-        monkeypatch.setenv(name, str(tmp_path / "home" / name.lower()))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("WANDB_MODE", raising=False)
+def test_real_trial_is_readable_with_wandbs_reader_and_leaks_no_key(
+    tmp_path: Path, wandb_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)  # a key in the environment must never reach a file
-    yield
-    wandb.teardown()
-
-
-def test_real_trial_is_readable_with_wandbs_reader_and_leaks_no_key(tmp_path: Path, wandb_env: None) -> None:
     config = load_config(SMALL)
     out = tmp_path / "sleep-seed7"
     sink = wandb_sink_from_config(config.logging, out_dir=out, run_config=config_to_dict(config), run_name="sleep-seed7",

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import wandb
 
 from biollm_core.config.schema import LoggingConfig
 from biollm_platform.tracking.offline_reader import find_wandb_files, read_offline_run
@@ -18,19 +17,7 @@ from biollm_platform.tracking.wandb_sink import STAGING_DIR, WandbSink, wandb_si
 FAKE_KEY = "0123456789abcdef" * 2 + "fedcba98"  # 40 characters, like a W&B API key
 
 
-@pytest.fixture(autouse=True)
-def wandb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Everything W&B writes stays under tmp_path; the service process is ended after each test."""
-    home = tmp_path / "wandb-home"
-    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
-        monkeypatch.setenv(name, str(home / name.lower()))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "stray-wandb-dir"))
-    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_RUN_ID",
-                 "WANDB_RESUME"):
-        monkeypatch.delenv(name, raising=False)
-    yield
-    wandb.teardown()
+pytestmark = pytest.mark.usefixtures("wandb_env")  # tests/biollm_platform/conftest.py
 
 
 def _trial_files(out_dir: Path) -> None:
