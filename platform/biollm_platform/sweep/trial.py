@@ -15,10 +15,12 @@ reporting with ``ray.tune.report``; a failed attempt is retried by Tune. Train V
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 from .expand import TrialSpec
+from .proc_time import process_started_at
 from .schema import SweepSpec
 
 CONTROLLER_FAILURE_LIMIT = 2  # Train's default is unlimited: a worker group that never starts retried forever
@@ -55,13 +57,11 @@ def trial_driver(config: dict[str, Any]) -> None:
     """Tune function trainable: run one trial's Train run to the end (raises if it fails for good)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.backend import BackendConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
-    from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from .worker import train_loop
 
-    payload = config["trial"]
+    payload = {**config["trial"], "driver_started_at": time.time(), "driver_process_started_at": process_started_at()}
     trial_id = payload["trial"]["trial_id"]
     gpus = float(payload["gpus_per_worker"])
     resources = {"CPU": float(payload["cpus_per_worker"])} | ({"GPU": gpus} if gpus else {})
@@ -82,7 +82,7 @@ def trial_driver(config: dict[str, Any]) -> None:
     if workers == 1:
         # One worker needs no torch.distributed process group; TorchTrainer always sets one up (gloo or
         # nccl), so a single-worker trial runs on the data-parallel trainer with Train's no-op backend.
-        trainer = DataParallelTrainer(
+        trainer = trainer_class()(
             train_loop,
             train_loop_config=payload,
             backend_config=BackendConfig(),
@@ -90,7 +90,9 @@ def trial_driver(config: dict[str, Any]) -> None:
             run_config=run_config,
         )
     else:  # gloo on CPU, nccl on GPU: TorchTrainer's choice from use_gpu
-        trainer = TorchTrainer(
+        from ray.train.torch import TorchConfig  # imports torch: only where a process group is wanted
+
+        trainer = trainer_class(torch_backend=True)(
             train_loop,
             train_loop_config=payload,
             torch_config=TorchConfig(timeout_s=600),
@@ -98,6 +100,33 @@ def trial_driver(config: dict[str, Any]) -> None:
             run_config=run_config,
         )
     trainer.fit()
+
+
+def trainer_class(*, torch_backend: bool = False) -> type:
+    """Ray Train's ``DataParallelTrainer`` (or ``TorchTrainer``), minus the dataset actor when unused.
+
+    Train V2 starts a ``DatasetManager`` actor for every run, datasets or not: one more Python process
+    per trial that imports Ray Data, for an engine that reads no Ray Dataset. Without datasets its
+    callback is dropped; workers then get no dataset shard provider, which Train allows (an optional
+    argument of the worker's train context). Everything else (backend, placement-group cleaner, user
+    callbacks) is Train's own default.
+    """
+    from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
+
+    if torch_backend:
+        from ray.train.torch import TorchTrainer as base
+    else:
+        from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer as base
+
+    class EngineTrainer(base):  # type: ignore[misc,valid-type]
+        def _create_default_callbacks(self) -> list[Any]:
+            callbacks = super()._create_default_callbacks()
+            if self.datasets:
+                return callbacks
+            return [c for c in callbacks if not isinstance(c, DatasetsCallback)]
+
+    EngineTrainer.__name__ = EngineTrainer.__qualname__ = f"Engine{base.__name__}"
+    return EngineTrainer
 
 
 def driver_resources(spec: SweepSpec) -> dict[str, float]:

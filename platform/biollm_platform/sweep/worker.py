@@ -149,6 +149,7 @@ def train_loop(payload: dict[str, Any]) -> None:
     from biollm_platform.tracking.wandb_sink import wandb_sink_from_config
 
     from .expand import TrialSpec
+    from .proc_time import process_started_at
 
     worker_started_at = time.time()
     trial = TrialSpec.from_dict(payload["trial"])
@@ -193,6 +194,9 @@ def train_loop(payload: dict[str, Any]) -> None:
             _record_timing(
                 out_dir,
                 {
+                    "driver_process_started_at": payload.get("driver_process_started_at"),
+                    "driver_started_at": payload.get("driver_started_at"),
+                    "worker_process_started_at": process_started_at(),
                     "worker_started_at": worker_started_at,
                     "engine_started_at": engine_started_at,
                     "first_step_at": ray_sink.first_step_at,
