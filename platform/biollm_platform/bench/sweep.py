@@ -8,6 +8,11 @@ resources. Both on this machine, artifacts in a temporary directory.
 Ray's fixed cost per trial is what a trial spends outside the engine's steps: from the trial's start
 (manifest ``started_at``) to the end of its first engine step (``ray_timing.json`` ``first_step_at``),
 plus from its last step (``last_step_at``) to the trial's end (manifest ``ended_at``).
+
+What bounds the ratio: the trials' engine steps (first step to last step) run on one worker's CPUs each,
+while a sequential `biollm train` has the whole machine; the sum of the step spans divided by the
+trials Ray ran at once is the Ray wall time with no fixed cost and perfect packing
+(``ray_wall_bound_s``), and ``ratio_bound`` is that over the sequential time.
 """
 
 from __future__ import annotations
@@ -77,7 +82,23 @@ def trial_fixed_cost(record: dict[str, Any], timing: list[dict[str, Any]] | dict
         raise ValueError(f"trial {record.get('trial_id')}: its engine ran no step")
     start_s = last["first_step_at"] - _epoch(record["started_at"])
     end_s = _epoch(record["ended_at"]) - last["last_step_at"]
-    return {"start_s": start_s, "end_s": end_s, "total_s": start_s + end_s}
+    steps_s = last["last_step_at"] - last["first_step_at"]
+    return {"start_s": start_s, "end_s": end_s, "total_s": start_s + end_s, "steps_s": steps_s}
+
+
+def max_concurrent(records: Sequence[dict[str, Any]]) -> int:
+    """The most trials that ran at once, from the manifest's start and end times."""
+    events = sorted(
+        (_epoch(r[key]), delta)
+        for r in records
+        if r.get("started_at") and r.get("ended_at")
+        for key, delta in (("started_at", 1), ("ended_at", -1))
+    )
+    running = peak = 0
+    for _, delta in events:  # at equal times an end (-1) sorts before a start (+1)
+        running += delta
+        peak = max(peak, running)
+    return peak
 
 
 def fixed_costs(sweep_dir: Path) -> dict[str, dict[str, float]]:
@@ -92,9 +113,13 @@ def fixed_costs(sweep_dir: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def summarize(sequential: dict[str, float], ray_s: float, costs: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """The bench's figures: wall times, their ratio, and the fixed cost per trial (mean and max)."""
+def summarize(
+    sequential: dict[str, float], ray_s: float, costs: dict[str, dict[str, float]], slots: int = 1
+) -> dict[str, Any]:
+    """The bench's figures: wall times, their ratio, the fixed cost per trial (mean and max), and the
+    bound on Ray's wall time set by the engine steps alone on ``slots`` trials at once."""
     sequential_s = sum(sequential.values())
+    bound_s = sum(c["steps_s"] for c in costs.values()) / max(slots, 1)
     totals = [c["total_s"] for c in costs.values()]
 
     def mean(key: str) -> float:
@@ -109,6 +134,9 @@ def summarize(sequential: dict[str, float], ray_s: float, costs: dict[str, dict[
         "ray_fixed_cost_per_trial_max_s": max(totals),
         "ray_fixed_cost_start_s": mean("start_s"),
         "ray_fixed_cost_end_s": mean("end_s"),
+        "ray_concurrent_trials": slots,
+        "ray_wall_bound_s": bound_s,
+        "ratio_bound": bound_s / sequential_s,
         "sequential_trial_s": sequential,
         "ray_trial_fixed_cost_s": costs,
     }
@@ -153,7 +181,8 @@ def bench_sweep(
         if manifest.status != "FINISHED":
             errors = [f"{t.trial_id}: {t.error}" for t in manifest.trials if t.state != "TERMINATED"]
             raise RuntimeError(f"the Ray sweep ended {manifest.status}: {'; '.join(errors)}")
-        result = summarize(sequential, ray_s, fixed_costs(prepared.sweep_dir))
+        records = json.loads((prepared.sweep_dir / "manifest.json").read_text())["trials"]
+        result = summarize(sequential, ray_s, fixed_costs(prepared.sweep_dir), max_concurrent(records))
         return {**result, "ray_startup_s": ray_startup_s, "executor": executor, "cpus": os.cpu_count()}
     finally:
         if not keep:

@@ -12,7 +12,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from biollm_platform.bench.sweep import fixed_costs, run_sequential, summarize, train_command, trial_fixed_cost
+from biollm_platform.bench.sweep import (
+    fixed_costs,
+    max_concurrent,
+    run_sequential,
+    summarize,
+    train_command,
+    trial_fixed_cost,
+)
 from biollm_platform.cli.app import app
 from biollm_platform.sweep.expand import expand
 from biollm_platform.sweep.schema import load_sweep
@@ -59,14 +66,26 @@ def _fake_sweep(directory: Path) -> Path:
 
 def test_fixed_costs_from_manifest_and_timing(tmp_path: Path) -> None:
     costs = fixed_costs(_fake_sweep(tmp_path))
-    assert costs["a"] == pytest.approx({"start_s": 4.0, "end_s": 1.0, "total_s": 5.0}, abs=1e-3)
-    assert costs["b"] == pytest.approx({"start_s": 6.0, "end_s": 2.0, "total_s": 8.0}, abs=1e-3)
-    result = summarize({"a": 3.0, "b": 5.0}, 12.0, costs)
+    assert costs["a"] == pytest.approx({"start_s": 4.0, "end_s": 1.0, "total_s": 5.0, "steps_s": 5.0}, abs=1e-3)
+    assert costs["b"] == pytest.approx({"start_s": 6.0, "end_s": 2.0, "total_s": 8.0, "steps_s": 12.0}, abs=1e-3)
+    result = summarize({"a": 3.0, "b": 5.0}, 12.0, costs, slots=2)
     assert result["sequential_s"] == 8.0 and result["ray_s"] == 12.0 and result["ratio"] == 1.5
     assert result["ray_fixed_cost_per_trial_s"] == pytest.approx(6.5, abs=1e-3)
     assert result["ray_fixed_cost_per_trial_max_s"] == pytest.approx(8.0, abs=1e-3)
     assert result["ray_fixed_cost_start_s"] == pytest.approx(5.0, abs=1e-3)
     assert result["ray_fixed_cost_end_s"] == pytest.approx(1.5, abs=1e-3)
+    assert result["ray_wall_bound_s"] == pytest.approx(8.5, abs=1e-3)  # (5 + 12) s of steps on 2 slots
+    assert result["ratio_bound"] == pytest.approx(8.5 / 8.0, abs=1e-3)
+
+
+def test_max_concurrent_counts_overlapping_trials() -> None:
+    def record(start: float, end: float) -> dict[str, str]:
+        return {"started_at": _iso(T0 + start), "ended_at": _iso(T0 + end)}
+
+    assert max_concurrent([record(0, 10), record(1, 5), record(5, 9), record(9.5, 12)]) == 2
+    assert max_concurrent([record(0, 1), record(1, 2), record(2, 3)]) == 1  # back to back
+    assert max_concurrent([record(0, 4), record(1, 4), record(2, 4)]) == 3
+    assert max_concurrent([{"started_at": None, "ended_at": None}]) == 0
 
 
 def test_fixed_cost_refuses_unfinished_trials(tmp_path: Path) -> None:
