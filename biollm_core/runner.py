@@ -116,14 +116,14 @@ def run_experiment(
     use_hippocampus = not t.ablation_disable_hippocampus
     hippocampus = builders.build_hippocampus(config, neocortex.hidden_size).to(device) if use_hippocampus else None
     e, c = config.experts, config.consolidation
-    fast_opt = torch.optim.AdamW(hippocampus.parameters(), lr=e.fast_lr, weight_decay=e.weight_decay) if hippocampus else None
+    fast_opt = builders.adamw(hippocampus.parameters(), lr=e.fast_lr, weight_decay=e.weight_decay) if hippocampus else None
     consolidated = neocortex.consolidation_parameters()
-    slow_opt = torch.optim.AdamW([p for _, p in consolidated], lr=c.slow_lr, weight_decay=c.weight_decay)
+    slow_opt = builders.adamw([p for _, p in consolidated], lr=c.slow_lr, weight_decay=c.weight_decay)
     wake_base_opt = None
     if config.consolidation.wake_base_lr_scale > 0:
         for _, p in consolidated:
             p.requires_grad_(True)
-        wake_base_opt = torch.optim.AdamW([p for _, p in consolidated], lr=c.slow_lr * c.wake_base_lr_scale)
+        wake_base_opt = builders.adamw([p for _, p in consolidated], lr=c.slow_lr * c.wake_base_lr_scale)
     fast_scaler, slow_scaler = precision.grad_scaler(), precision.grad_scaler()
     replay = builders.build_replay(config, seq_len, device, with_attention_mask=heldouts[0].attention_mask is not None)
     scheduler = builders.build_scheduler(config)

@@ -44,3 +44,22 @@ def test_pseudo_rehearsal_off_means_no_pseudo_samples() -> None:
     off = builders.build_sleep_settings(load_config(["consolidation.pseudo_rehearsal=false"]))
     on = builders.build_sleep_settings(load_config(["consolidation.pseudo_rehearsal=true", "consolidation.pseudo_ratio=0.5"]))
     assert off.pseudo_ratio == 0.0 and on.pseudo_ratio == 0.5
+
+
+def test_adamw_is_fused_on_cpu_and_updates_like_torch_default() -> None:
+    """builders.adamw: the same AdamW update as torch's default loop, in one fused op on CPU."""
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
+    b.load_state_dict(a.state_dict())
+    fused = builders.adamw(a.parameters(), lr=0.1, weight_decay=0.05)
+    plain = torch.optim.AdamW(b.parameters(), lr=0.1, weight_decay=0.05)
+    assert fused.defaults["fused"] is True
+    x = torch.randn(8, 5)
+    for _ in range(5):
+        for model, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            model(x).pow(2).sum().backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(a.weight, torch.nn.Linear(5, 3).weight)

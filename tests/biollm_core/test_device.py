@@ -45,3 +45,19 @@ def test_maybe_compile_off_returns_the_function() -> None:
         return x
 
     assert maybe_compile(fn, False, torch.device("cpu"), []) is fn
+
+
+def test_deterministic_mode_skips_the_nan_fill_of_new_tensors() -> None:
+    """repro.deterministic turns on deterministic algorithms but not the debugging fill of new memory."""
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.utils.deterministic.fill_uninitialized_memory)
+    try:
+        configure_precision(
+            torch.device("cpu"), amp_enabled=False, amp_dtype="bf16", allow_tf32=False, matmul_precision="highest",
+            deterministic=True, cudnn_benchmark=False,
+        )
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.utils.deterministic.fill_uninitialized_memory
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.utils.deterministic.fill_uninitialized_memory = before[2]

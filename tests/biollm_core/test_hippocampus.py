@@ -188,3 +188,48 @@ def test_reset_experts_moves_only_the_chosen_ones(factor: float) -> None:
     torch.testing.assert_close(hip.drift, drift * torch.tensor([factor, 1.0, factor, 1.0]))
     # a fresh expert (factor 0) counts as never used again; a half reset keeps its history
     assert hip.ever_used.tolist() == [factor > 0, True, factor > 0, True]
+
+
+def test_sequence_delta_gradients_equal_a_naive_loop() -> None:
+    """The batched gather (index_select) sends every expert's gradient where the naive loop does."""
+    hip = with_history(make("sequence"))
+    hidden = torch.randn(4, 5, H, generator=torch.Generator().manual_seed(8))
+    target = torch.randn(4, 5, H, generator=torch.Generator().manual_seed(9))
+    (hip(hidden).delta * target).sum().backward()
+    fast = {name: p.grad.clone() for name, p in hip.named_parameters()}
+    hip.zero_grad()
+    weights, indices = reference_routing(hip, hidden.mean(1))
+    expected = torch.stack(
+        [sum(weights[b, j] * expert(hip, int(indices[b, j]), hidden[b]) for j in range(hip.top_k)) for b in range(4)]
+    )
+    (expected * target).sum().backward()
+    assert len(set(indices.flatten().tolist())) > 1  # several experts share the gradient
+    for name, p in hip.named_parameters():
+        torch.testing.assert_close(fast[name], p.grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_routing_follows_every_change_of_the_statistics() -> None:
+    """The cached routing bias is recomputed after counts or drift change, however they change."""
+    hip = with_history(make("sequence"))
+    hidden = torch.randn(6, 5, H, generator=torch.Generator().manual_seed(10))
+
+    def assert_routes_like_the_reference() -> None:
+        weights, indices = reference_routing(hip, hidden.mean(1))
+        out = hip(hidden)
+        assert torch.equal(out.indices, indices)
+        top = out.probs.topk(hip.top_k, -1).values
+        torch.testing.assert_close(top / top.sum(-1, keepdim=True), weights)
+
+    assert_routes_like_the_reference()
+    hip.record_routing(torch.tensor([[0, 2]] * 50))
+    assert_routes_like_the_reference()
+    with torch.no_grad():
+        hip.w2[3] += 1.0
+    hip.update_drift()
+    assert_routes_like_the_reference()
+    hip.reset_experts(torch.tensor([True, False, False, True]), 0.0)
+    assert_routes_like_the_reference()
+    other = with_history(make("sequence"))
+    other.record_routing(torch.tensor([[1, 3]] * 20))
+    hip.load_state_dict(other.state_dict())
+    assert_routes_like_the_reference()

@@ -5,7 +5,8 @@ interleaved repeat by repeat on the same batches, so that load from other proces
 alike and the ratios stay meaningful on a busy machine:
 
 - plain: the baseline, one fine-tuning step of a copy of the neocortex (full forward, cross-entropy,
-  backward, AdamW over all its parameters) at ``consolidation.slow_lr``;
+  backward, AdamW over all its parameters) at ``consolidation.slow_lr``; every optimizer here, the
+  baseline's included, is built by ``builders.adamw`` (fused on CPU and CUDA), as the engine's are;
 - wake: ``biollm_core.wake.wake_step`` (hippocampus trained through the frozen neocortex, teacher
   decode, replay add);
 - sleep: ``biollm_core.sleep.sleep_step`` (distillation + online Fisher + EWC gradient + AdamW) on the
@@ -104,17 +105,17 @@ def bench_engine(config: RunConfig, *, repeats: int = 10, warmup: int = 3, eval_
     neocortex = builders.build_neocortex(config, bench.input_vocab_size).to(device)
     plain_model = copy.deepcopy(neocortex).requires_grad_(True)
     c = config.consolidation
-    plain_opt = torch.optim.AdamW(plain_model.parameters(), lr=c.slow_lr, weight_decay=c.weight_decay)
+    plain_opt = builders.adamw(plain_model.parameters(), lr=c.slow_lr, weight_decay=c.weight_decay)
     neocortex.requires_grad_(False)
     hippocampus = None if t.ablation_disable_hippocampus else builders.build_hippocampus(config, neocortex.hidden_size).to(device)
     fast_opt = None
     if hippocampus is not None:
-        fast_opt = torch.optim.AdamW(hippocampus.parameters(), lr=config.experts.fast_lr, weight_decay=config.experts.weight_decay)
+        fast_opt = builders.adamw(hippocampus.parameters(), lr=config.experts.fast_lr, weight_decay=config.experts.weight_decay)
     consolidated = neocortex.consolidation_parameters()
-    slow_opt = torch.optim.AdamW([p for _, p in consolidated], lr=c.slow_lr, weight_decay=c.weight_decay)
+    slow_opt = builders.adamw([p for _, p in consolidated], lr=c.slow_lr, weight_decay=c.weight_decay)
     base_opt = None
     if c.wake_base_lr_scale > 0:
-        base_opt = torch.optim.AdamW([p for _, p in consolidated], lr=c.slow_lr * c.wake_base_lr_scale)
+        base_opt = builders.adamw([p for _, p in consolidated], lr=c.slow_lr * c.wake_base_lr_scale)
     fast_scaler, slow_scaler = precision.grad_scaler(), precision.grad_scaler()
     replay = builders.build_replay(config, seq_len, device, with_attention_mask=heldouts[0].attention_mask is not None)
     settings = builders.build_sleep_settings(config)
