@@ -12,7 +12,8 @@ plus from its last step (``last_step_at``) to the trial's end (manifest ``ended_
 What bounds the ratio: the trials' engine steps (first step to last step) run on one worker's CPUs each,
 while a sequential `biollm train` has the whole machine; the sum of the step spans divided by the
 trials Ray ran at once is the Ray wall time with no fixed cost and perfect packing
-(``ray_wall_bound_s``), and ``ratio_bound`` is that over the sequential time.
+(``ray_wall_bound_s``), and ``ratio_bound`` is that over the sequential time. ``ray_report_s`` is the mean time a trial's engine
+waited in Ray's report calls (inside its step span, so not part of the fixed cost above).
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def trial_fixed_cost(record: dict[str, Any], timing: list[dict[str, Any]] | dict
     start_s = last["first_step_at"] - _epoch(record["started_at"])
     end_s = _epoch(record["ended_at"]) - last["last_step_at"]
     steps_s = last["last_step_at"] - last["first_step_at"]
-    return {"start_s": start_s, "end_s": end_s, "total_s": start_s + end_s, "steps_s": steps_s}
+    return {"start_s": start_s, "end_s": end_s, "total_s": start_s + end_s, "steps_s": steps_s,
+            "report_s": float(last.get("report_s") or 0.0)}
 
 
 def max_concurrent(records: Sequence[dict[str, Any]]) -> int:
@@ -134,6 +136,7 @@ def summarize(
         "ray_fixed_cost_per_trial_max_s": max(totals),
         "ray_fixed_cost_start_s": mean("start_s"),
         "ray_fixed_cost_end_s": mean("end_s"),
+        "ray_report_s": mean("report_s"),  # inside the step spans: the engine waiting in Ray's report calls
         "ray_concurrent_trials": slots,
         "ray_wall_bound_s": bound_s,
         "ratio_bound": bound_s / sequential_s,

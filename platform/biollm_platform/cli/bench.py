@@ -117,6 +117,7 @@ def sweep(
               f"(start->first step {result['ray_fixed_cost_start_s']:.1f} s, "
               f"last step->end {result['ray_fixed_cost_end_s']:.1f} s), "
               f"max {result['ray_fixed_cost_per_trial_max_s']:.1f} s")
+    out.print(f"engine waiting in Ray's report calls: {result['ray_report_s']:.1f} s per trial")
     out.print(f"bound: the engine steps alone, {result['ray_concurrent_trials']} trials at once, take "
               f"{result['ray_wall_bound_s']:.1f} s = {result['ratio_bound']:.2f} x sequential")
 

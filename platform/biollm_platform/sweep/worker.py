@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,24 +31,44 @@ def _scalars(record: Mapping[str, Any]) -> dict[str, float | int]:
     return out
 
 
+# Ray Train V2 hands a report to its controller through a one-slot queue that the controller drains at
+# each health check (RAY_TRAIN_HEALTH_CHECK_INTERVAL_S, 0.5 s here): a report made sooner than that after
+# the previous one blocks the engine until the next poll. Eval-only reports are therefore sent at most
+# this often; checkpoint and summary reports always go (the engine's metrics.jsonl has every eval).
+MIN_EVAL_REPORT_INTERVAL_S = 1.0
+
+
 class RayReportSink:
     """MetricsSink that forwards eval records and checkpoints to `ray.train.report`.
 
-    Reports at eval points (records carrying ``seen_acc``) and at every checkpoint the engine writes
-    (every ``logging.checkpoint_interval`` steps and at the end), so Ray sees progress without a
-    report per step.
+    Reports at eval points (records carrying ``seen_acc``; at most one per ``min_eval_interval_s``) and
+    at every checkpoint the engine writes (every ``logging.checkpoint_interval`` steps and at the end),
+    with the latest eval's figures, so Ray sees progress without a report per step. ``report_s`` and
+    ``reports`` say how long the engine waited in Ray's report calls.
     """
 
     def __init__(
-        self, rank: int, out_dir: Path, faults: Mapping[str, int | None] | None = None, *, to_tune: bool = False
+        self,
+        rank: int,
+        out_dir: Path,
+        faults: Mapping[str, int | None] | None = None,
+        *,
+        to_tune: bool = False,
+        min_eval_interval_s: float = MIN_EVAL_REPORT_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._rank = rank
         self._to_tune = to_tune  # executor train_local: the loop runs in the Tune trial, which gets the reports
         self._out_dir = out_dir
         self._faults = dict(faults or {})
         self._latest: dict[str, float | int] = {}
+        self._min_eval_interval_s = min_eval_interval_s
+        self._clock = clock
+        self._last_report_at: float | None = None
         self.first_step_at: float | None = None  # wall time at the end of the first wake step
         self.last_step_at: float | None = None
+        self.report_s = 0.0  # time spent inside Ray's report calls
+        self.reports = 0
 
     def on_progress(self, progress: Any) -> None:
         """The engine's per-step progress callback: timestamps for Ray's fixed cost per trial."""
@@ -57,6 +77,13 @@ class RayReportSink:
             self.first_step_at = self.last_step_at
 
     def _report(self, metrics: dict[str, Any], checkpoint: Any = None) -> None:
+        started = self._clock()
+        self._send(metrics, checkpoint)
+        self._last_report_at = self._clock()
+        self.report_s += self._last_report_at - started
+        self.reports += 1
+
+    def _send(self, metrics: dict[str, Any], checkpoint: Any = None) -> None:
         if self._to_tune:  # the trial's checkpoints stay in its directory; Tune gets the metrics
             import ray.tune
 
@@ -69,7 +96,8 @@ class RayReportSink:
     def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
         self._latest = {**_scalars(metrics), "step": step}
         self._maybe_inject_fault(step)
-        if "seen_acc" in metrics:
+        due = self._last_report_at is None or self._clock() - self._last_report_at >= self._min_eval_interval_s
+        if "seen_acc" in metrics and due:
             self._report(self._latest)
 
     def log_checkpoint(self, step: int, path: Path, final: bool) -> None:
@@ -202,6 +230,8 @@ def train_loop(payload: dict[str, Any]) -> None:
                     "first_step_at": ray_sink.first_step_at,
                     "last_step_at": ray_sink.last_step_at,
                     "engine_ended_at": time.time(),
+                    "report_s": ray_sink.report_s,
+                    "reports": ray_sink.reports,
                     "resumed": resume,
                 },
             )

@@ -46,7 +46,7 @@ def _iso(epoch: float) -> str:
 def _fake_sweep(directory: Path) -> Path:
     """A finished sweep's manifest and ray_timing.json files with known times (trial b was retried)."""
     trials = {
-        "a": ((T0, T0 + 10.0), [{"first_step_at": T0 + 4.0, "last_step_at": T0 + 9.0}]),
+        "a": ((T0, T0 + 10.0), [{"first_step_at": T0 + 4.0, "last_step_at": T0 + 9.0, "report_s": 0.5}]),
         "b": (
             (T0 + 20.0, T0 + 40.0),
             [
@@ -66,14 +66,15 @@ def _fake_sweep(directory: Path) -> Path:
 
 def test_fixed_costs_from_manifest_and_timing(tmp_path: Path) -> None:
     costs = fixed_costs(_fake_sweep(tmp_path))
-    assert costs["a"] == pytest.approx({"start_s": 4.0, "end_s": 1.0, "total_s": 5.0, "steps_s": 5.0}, abs=1e-3)
-    assert costs["b"] == pytest.approx({"start_s": 6.0, "end_s": 2.0, "total_s": 8.0, "steps_s": 12.0}, abs=1e-3)
+    assert costs["a"] == pytest.approx({"start_s": 4.0, "end_s": 1.0, "total_s": 5.0, "steps_s": 5.0, "report_s": 0.5}, abs=1e-3)
+    assert costs["b"] == pytest.approx({"start_s": 6.0, "end_s": 2.0, "total_s": 8.0, "steps_s": 12.0, "report_s": 0.0}, abs=1e-3)
     result = summarize({"a": 3.0, "b": 5.0}, 12.0, costs, slots=2)
     assert result["sequential_s"] == 8.0 and result["ray_s"] == 12.0 and result["ratio"] == 1.5
     assert result["ray_fixed_cost_per_trial_s"] == pytest.approx(6.5, abs=1e-3)
     assert result["ray_fixed_cost_per_trial_max_s"] == pytest.approx(8.0, abs=1e-3)
     assert result["ray_fixed_cost_start_s"] == pytest.approx(5.0, abs=1e-3)
     assert result["ray_fixed_cost_end_s"] == pytest.approx(1.5, abs=1e-3)
+    assert result["ray_report_s"] == pytest.approx(0.25, abs=1e-3)
     assert result["ray_wall_bound_s"] == pytest.approx(8.5, abs=1e-3)  # (5 + 12) s of steps on 2 slots
     assert result["ratio_bound"] == pytest.approx(8.5 / 8.0, abs=1e-3)
 
