@@ -95,8 +95,11 @@ def sweep(
 ) -> None:
     """Run SWEEP_FILE's trials one `biollm train` after another, then as a Ray sweep; compare wall times.
 
-    Prints both wall times, their ratio (Ray / sequential) and Ray's fixed cost per trial: trial start to
-    the end of the first engine step plus last engine step to trial end (mean and max over trials).
+    Prints both wall times and their ratio (Ray / sequential).
+
+    Ray's fixed cost per trial: trial start to the end of the first engine step, plus last step to trial end.
+
+    Also the time the engine waited in Ray's report calls, and the bound: the ratio with no fixed cost at all.
     """
     from biollm_platform.bench.sweep import bench_sweep
 
