@@ -25,6 +25,7 @@ from .expand import TrialSpec, expand
 from .local_ray import DRIVER_RESOURCE, RayHandle, connect
 from .manifest import Manifest, TrialRecord, now, read_manifest, write_manifest
 from .progress import make_tracker
+from .schedule import longest_first
 from .schema import SweepSpec, load_sweep, parse_sweep
 from .trial import driver_resources, trial_driver, trial_payload
 
@@ -202,7 +203,7 @@ def run_trials(
     trials = {
         t["trial_id"]: TrialSpec.from_dict(t) for t in yaml.safe_load((sweep_dir / "trials.yaml").read_text())
     }
-    todo = [r.trial_id for r in manifest.trials if r.state != "TERMINATED"]
+    todo = [t.trial_id for t in longest_first([trials[r.trial_id] for r in manifest.trials if r.state != "TERMINATED"])]
     if not todo:
         return manifest
     check_feasible(spec)
