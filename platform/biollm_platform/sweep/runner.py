@@ -234,6 +234,9 @@ def run_trials(
         param_space={"trial": tune.grid_search(payloads)},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=concurrency(spec, len(todo)),
+            # A finished trial's actor (a Python process with Ray Train, and for train_local torch and the
+            # engine, imported) runs the next trial instead of a fresh process: ~2 s less per trial here.
+            reuse_actors=True,
             trial_name_creator=name_of,
             trial_dirname_creator=name_of,
         ),
