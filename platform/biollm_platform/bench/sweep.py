@@ -151,12 +151,14 @@ def bench_sweep(
     *,
     address: str | None = None,
     keep: Path | None = None,
+    executor: str | None = None,
     log: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
     """Run the sweep both ways and return ``summarize``'s figures plus Ray's startup time.
 
     ``address``: join this Ray instead of starting (and stopping) a local one; ``keep``: leave the
-    artifacts there instead of a temporary directory that is removed.
+    artifacts there instead of a temporary directory that is removed; ``executor``: override the
+    file's ``resources.executor``.
     """
     from biollm_platform.sweep import runner
     from biollm_platform.sweep.local_ray import RayHandle, connect, shutdown
@@ -165,7 +167,7 @@ def bench_sweep(
     if keep and root.exists() and any(root.iterdir()):
         raise UserError(f"--keep {root}: directory is not empty")
     try:
-        prepared = runner.prepare(sweep_file, overrides, storage=str(root / "ray"))
+        prepared = runner.prepare(sweep_file, overrides, storage=str(root / "ray"), executor=executor)
         executor = getattr(prepared.spec.resources, "executor", "train_workers")
         log(f"{len(prepared.trials)} trials; (a) sequential `biollm train` subprocesses")
         sequential = run_sequential(

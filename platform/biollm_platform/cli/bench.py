@@ -92,6 +92,10 @@ def sweep(
     keep: Annotated[
         Path | None, typer.Option("--keep", help="Keep both runs' artifacts in this (empty) directory.")
     ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(help="Override the file's `resources.executor` (train_workers or train_local) for (b)."),
+    ] = None,
 ) -> None:
     """Run SWEEP_FILE's trials one `biollm train` after another, then as a Ray sweep; compare wall times.
 
@@ -105,7 +109,8 @@ def sweep(
 
     console = Console(stderr=True, highlight=False)
     result = bench_sweep(
-        sweep_file, tuple(overrides or []), address=address, keep=keep, log=lambda line: console.print(line)
+        sweep_file, tuple(overrides or []), address=address, keep=keep, executor=executor,
+        log=lambda line: console.print(line),
     )
     if as_json:
         typer.echo(json.dumps(result))

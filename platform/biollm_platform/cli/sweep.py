@@ -96,6 +96,14 @@ def submit(
             help="Root for the sweep directory (path or s3:// URI); overrides the file's `storage`."
         ),
     ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="Override the file's `resources.executor`: train_workers (a Ray Train worker group per "
+            "trial) or train_local (one-worker trials run the engine in the Tune trial's process: less "
+            "fixed cost per trial)."
+        ),
+    ] = None,
     no_wait: Annotated[
         bool,
         typer.Option(
@@ -123,10 +131,12 @@ def submit(
         *([f"train.eval_interval={eval_interval}"] if eval_interval else []),
     ]
     prepared = runner.prepare(
-        sweep_file, tuple(extra), only=only, max_concurrent=max_concurrent, storage=storage, sweep_id=sweep_id
+        sweep_file, tuple(extra), only=only, max_concurrent=max_concurrent, storage=storage, sweep_id=sweep_id,
+        executor=executor,
     )
     if dry_run:
         console.print(f"{len(prepared.trials)} trials: " + ", ".join(t.trial_id for t in prepared.trials))
+        console.print(f"executor: {prepared.spec.resources.executor}")
         for trial in prepared.trials:
             console.print(f"[bold]{trial.trial_id}[/]  overrides: {' '.join(trial.overrides)}")
             console.print(yaml.safe_dump(trial.config, sort_keys=False), markup=False)
@@ -147,7 +157,7 @@ def submit(
         raise typer.Exit(0 if status == "SUCCEEDED" else 1)
     if no_wait:
         _start_background(
-            sweep_file, extra, address, only, max_concurrent, storage, prepared.sweep_id, console
+            sweep_file, extra, address, only, max_concurrent, storage, executor, prepared.sweep_id, console
         )
         return
     manifest, _ = runner.submit_local(
@@ -170,6 +180,7 @@ def _start_background(
     only: str | None,
     max_concurrent: int | None,
     storage: str | None,
+    executor: str | None,
     sweep_id: str,
     console: Console,
 ) -> None:
@@ -188,6 +199,7 @@ def _start_background(
         ("--only", only),
         ("--max-concurrent", max_concurrent),
         ("--storage", storage),
+        ("--executor", executor),
     ):
         if value is not None:
             command += [flag, str(value)]

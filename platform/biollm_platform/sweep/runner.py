@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 from rich.console import Console
 
 from biollm_core.errors import UserError
@@ -26,7 +27,7 @@ from .local_ray import DRIVER_RESOURCE, RayHandle, connect
 from .manifest import Manifest, TrialRecord, now, read_manifest, write_manifest
 from .progress import make_tracker
 from .schedule import longest_first
-from .schema import SweepSpec, load_sweep, parse_sweep
+from .schema import Resources, SweepSpec, load_sweep, parse_sweep
 from .trial import driver_resources, trial_driver, trial_payload
 
 # Test hooks, read at submit: "<trial_id>:<step>" makes that trial's worker exit (or block) once at the step
@@ -59,10 +60,21 @@ def prepare(
     max_concurrent: int | None = None,
     storage: str | None = None,
     sweep_id: str | None = None,
+    executor: str | None = None,
 ) -> PreparedSweep:
-    """Validate the sweep and expand its grid; touches nothing on disk. Raises UserError on bad input."""
+    """Validate the sweep and expand its grid; touches nothing on disk. Raises UserError on bad input.
+
+    ``only``, ``max_concurrent``, ``storage`` and ``executor`` replace the file's values (the CLI's flags).
+    """
     spec = load_sweep(sweep_file)
     updates: dict[str, Any] = {}
+    if executor:
+        try:
+            updates["resources"] = Resources.model_validate({**spec.resources.model_dump(), "executor": executor})
+        except ValidationError as error:
+            reason = error.errors()[0]["msg"].removeprefix("Value error, ")
+            raise UserError(f"--executor {executor}: {reason}") from None
+        spec = spec.model_copy(update=updates)
     if only:
         modes = spec.grid.get("mode", ["sleep", "nosleep"])
         if only not in modes:

@@ -94,3 +94,20 @@ def test_schema_is_json_schema(capsys, monkeypatch) -> None:  # noqa: ANN001
     code, out, _ = _run(["schema"], capsys, monkeypatch)
     schema = json.loads(out)
     assert code == 0 and schema["additionalProperties"] is False and "grid" in schema["required"]
+
+
+def test_executor_flag_overrides_the_file(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.chdir(tmp_path)
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    code, out, _ = _run(["submit", str(good), "--dry-run"], capsys, monkeypatch)
+    assert code == 0 and "executor: train_workers" in out  # the schema's default
+    code, out, _ = _run(["submit", str(good), "--dry-run", "--executor", "train_local"], capsys, monkeypatch)
+    assert code == 0 and "executor: train_local" in out
+    code, _, err = _run(["submit", str(good), "--dry-run", "--executor", "local"], capsys, monkeypatch)
+    assert code == 2 and "--executor local: Input should be 'train_workers' or 'train_local'" in err
+    two = tmp_path / "two.yaml"
+    two.write_text(GOOD + "resources:\n  workers_per_trial: 2\n")
+    code, _, err = _run(["submit", str(two), "--dry-run", "--executor", "train_local"], capsys, monkeypatch)
+    assert code == 2 and "--executor train_local: executor train_local runs one worker per trial" in err
+    assert not (tmp_path / "outputs").exists()
