@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from biollm_core.routing import expert_capacity, routing_bias, top_k_routing
+from biollm_core.routing import adjusted_router_logits, expert_capacity, top_k_routing
 
 
 @dataclass
@@ -58,8 +58,6 @@ class Hippocampus(nn.Module):
         self.register_buffer("counts", torch.zeros(E))  # activations per expert so far
         self.register_buffer("drift", torch.zeros(E))  # L2 distance from init, refreshed every drift_interval
         self.register_buffer("ever_used", torch.zeros(E, dtype=torch.bool))
-        self._bias_key: tuple[int, ...] | None = None  # see routing_bias
-        self._bias: torch.Tensor | None = None
 
     # ---- statistics -------------------------------------------------------------------------------
     def usage_share(self) -> torch.Tensor:
@@ -67,19 +65,6 @@ class Hippocampus(nn.Module):
 
     def capacity(self) -> torch.Tensor:
         return expert_capacity(self.counts, self.drift)
-
-    @torch.no_grad()
-    def routing_bias(self) -> torch.Tensor:
-        """(E,) what the router's logits get added (``routing.routing_bias``), from counts and drift.
-
-        Computed once per change of either: their in-place version counters (and storage, for ``.to``)
-        key a cache, so the wake step's teacher pass and the next step's forward share one computation.
-        """
-        key = (self.counts._version, self.drift._version, self.counts.data_ptr(), self.drift.data_ptr())
-        if key != self._bias_key or self._bias is None:
-            self._bias = routing_bias(self.usage_share(), self.capacity(), self.utilization_bonus, self.capacity_penalty)
-            self._bias_key = key
-        return self._bias
 
     @torch.no_grad()
     def record_routing(self, indices: torch.Tensor) -> torch.Tensor:
@@ -124,7 +109,9 @@ class Hippocampus(nn.Module):
                 units = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
         else:
             units = hidden.reshape(B * T, H)
-        logits = self.router(units) + self.routing_bias()
+        logits = adjusted_router_logits(
+            self.router(units), self.usage_share(), self.capacity(), self.utilization_bonus, self.capacity_penalty
+        )
         probs = logits.float().softmax(dim=-1).to(hidden.dtype)  # (N, E)
         weights, indices = top_k_routing(probs, self.top_k)  # (N, k)
         if self.routing == "sequence":

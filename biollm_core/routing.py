@@ -15,13 +15,6 @@ def expert_capacity(counts: torch.Tensor, drift: torch.Tensor) -> torch.Tensor:
     return 0.5 * (count_term + drift_term)
 
 
-def routing_bias(
-    usage_share: torch.Tensor, capacity: torch.Tensor, utilization_bonus: float, capacity_penalty: float
-) -> torch.Tensor:
-    """(E,) ``bonus * (1 - usage_share_e) - penalty * capacity_e``: what every router logit row gets added."""
-    return utilization_bonus * (1.0 - usage_share) - capacity_penalty * capacity
-
-
 def adjusted_router_logits(
     logits: torch.Tensor,
     usage_share: torch.Tensor,
@@ -30,7 +23,7 @@ def adjusted_router_logits(
     capacity_penalty: float,
 ) -> torch.Tensor:
     """(N, E) router logits -> (N, E): ``+ bonus * (1 - usage_share_e) - penalty * capacity_e``."""
-    return logits + routing_bias(usage_share, capacity, utilization_bonus, capacity_penalty)
+    return logits + utilization_bonus * (1.0 - usage_share) - capacity_penalty * capacity
 
 
 def top_k_routing(probs: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -209,7 +209,7 @@ def test_sequence_delta_gradients_equal_a_naive_loop() -> None:
 
 
 def test_routing_follows_every_change_of_the_statistics() -> None:
-    """The cached routing bias is recomputed after counts or drift change, however they change."""
+    """Routing matches the reference after every way the statistics change (routing, drift, reset, load)."""
     hip = with_history(make("sequence"))
     hidden = torch.randn(6, 5, H, generator=torch.Generator().manual_seed(10))
 

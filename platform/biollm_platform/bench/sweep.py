@@ -103,11 +103,15 @@ def max_concurrent(records: Sequence[dict[str, Any]]) -> int:
     return peak
 
 
-def fixed_costs(sweep_dir: Path) -> dict[str, dict[str, float]]:
-    """Trial id -> fixed cost (see ``trial_fixed_cost``) for every trial of a finished local sweep."""
-    manifest = json.loads((sweep_dir / "manifest.json").read_text())
+def fixed_costs(sweep_dir: Path, records: Sequence[dict[str, Any]] | None = None) -> dict[str, dict[str, float]]:
+    """Trial id -> fixed cost (see ``trial_fixed_cost``) for every trial of a finished local sweep.
+
+    ``records``: the manifest's trial records, when the caller has read them already.
+    """
+    if records is None:
+        records = json.loads((sweep_dir / "manifest.json").read_text())["trials"]
     out = {}
-    for record in manifest["trials"]:
+    for record in records:
         path = sweep_dir / record["out_dir"] / TIMING
         if not path.is_file():
             raise ValueError(f"trial {record['trial_id']}: {path} is missing (did the trial run on Ray?)")
@@ -187,7 +191,7 @@ def bench_sweep(
             errors = [f"{t.trial_id}: {t.error}" for t in manifest.trials if t.state != "TERMINATED"]
             raise RuntimeError(f"the Ray sweep ended {manifest.status}: {'; '.join(errors)}")
         records = json.loads((prepared.sweep_dir / "manifest.json").read_text())["trials"]
-        result = summarize(sequential, ray_s, fixed_costs(prepared.sweep_dir), max_concurrent(records))
+        result = summarize(sequential, ray_s, fixed_costs(prepared.sweep_dir, records), max_concurrent(records))
         return {**result, "ray_startup_s": ray_startup_s, "executor": executor, "cpus": os.cpu_count()}
     finally:
         if not keep:

@@ -68,20 +68,22 @@ def prepare(
     """
     spec = load_sweep(sweep_file)
     updates: dict[str, Any] = {}
-    if executor:
+    resources = spec.resources
+    if executor:  # validated like the file's key: train_local needs one worker per trial
         try:
-            updates["resources"] = Resources.model_validate({**spec.resources.model_dump(), "executor": executor})
+            resources = Resources.model_validate({**resources.model_dump(), "executor": executor})
         except ValidationError as error:
             reason = error.errors()[0]["msg"].removeprefix("Value error, ")
             raise UserError(f"--executor {executor}: {reason}") from None
-        spec = spec.model_copy(update=updates)
+    if max_concurrent:
+        resources = resources.model_copy(update={"max_concurrent_trials": max_concurrent})
+    if resources is not spec.resources:
+        updates["resources"] = resources
     if only:
         modes = spec.grid.get("mode", ["sleep", "nosleep"])
         if only not in modes:
             raise UserError(f"--only {only}: the grid's modes are {modes}")
         updates["grid"] = {**spec.grid, "mode": [only]}
-    if max_concurrent:
-        updates["resources"] = spec.resources.model_copy(update={"max_concurrent_trials": max_concurrent})
     if storage:
         updates["storage"] = storage
     spec = spec.model_copy(update=updates)

@@ -96,8 +96,9 @@ class RayReportSink:
     def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
         self._latest = {**_scalars(metrics), "step": step}
         self._maybe_inject_fault(step)
-        due = self._last_report_at is None or self._clock() - self._last_report_at >= self._min_eval_interval_s
-        if "seen_acc" in metrics and due:
+        if "seen_acc" in metrics and (
+            self._last_report_at is None or self._clock() - self._last_report_at >= self._min_eval_interval_s
+        ):
             self._report(self._latest)
 
     def log_checkpoint(self, step: int, path: Path, final: bool) -> None:
