@@ -8,6 +8,7 @@ import torch
 
 from biollm_core.benchmarks.toy import ToyBenchmark
 from biollm_core.config.schema import RunConfig
+from biollm_core.device import Precision, configure_precision, maybe_compile
 from biollm_core.errors import UserError
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.models.tiny_transformer import TinyTransformer
@@ -43,6 +44,24 @@ def build_benchmark(cfg: RunConfig) -> ContinualBenchmark:
         ignore_prompt_loss=b.ignore_prompt_loss, enforce_full_vocab=b.enforce_full_vocab,
         steps_per_task=b.steps_per_task, seq_len=b.seq_len, vocab_size=m.vocab_size, seed=cfg.seed,
     )
+
+
+def build_precision(cfg: RunConfig, device: torch.device) -> Precision:
+    t = cfg.train
+    return configure_precision(
+        device, amp_enabled=t.amp_enabled, amp_dtype=t.amp_dtype, allow_tf32=t.allow_tf32,
+        matmul_precision=t.matmul_precision, deterministic=cfg.repro.deterministic, cudnn_benchmark=cfg.repro.cudnn_benchmark,
+    )
+
+
+def build_device_neocortex(cfg: RunConfig, input_vocab_size: int, device: torch.device, precision: Precision) -> Neocortex:
+    """The neocortex on ``device``, frozen, its two halves compiled when ``train.compile`` is on."""
+    neocortex = build_neocortex(cfg, input_vocab_size).to(device)
+    neocortex.requires_grad_(False)
+    if cfg.train.compile:  # the module keeps its parameters and state_dict; only the two halves are compiled
+        neocortex.encode = maybe_compile(neocortex.encode, True, device, precision.notes)
+        neocortex.decode = maybe_compile(neocortex.decode, True, device, precision.notes)
+    return neocortex
 
 
 def build_neocortex(cfg: RunConfig, input_vocab_size: int) -> Neocortex:

@@ -21,12 +21,12 @@ def seen_accuracy(matrix: Sequence[Sequence[float]], segment_tasks: Sequence[int
 
 
 def accuracy_matrix_metrics(matrix: Sequence[Sequence[float]], segment_tasks: Sequence[int]) -> dict[str, float]:
-    """-> seen_acc_avg (last row), forgetting, bwt and seen_acc_auc of the matrix.
+    """-> seen_acc_avg (last row), forgetting, bwt and avg_incremental_acc of the matrix.
 
     forgetting = mean over tasks j seen before the last row of (max_{k<last} A[k][j] - A[last][j]), k from
-    the first row that saw j; bwt = mean over those j of (A[last][j] - A[first_j][j]), first_j the row that
-    first trained j; seen_acc_auc = mean over rows of the seen accuracy. With one row, forgetting and bwt
-    are 0 (nothing earlier to forget).
+    the first row that saw j (Chaudhry et al. 2018); bwt = mean over those j of (A[last][j] - A[first_j][j]),
+    first_j the row that first trained j (Lopez-Paz and Ranzato 2017); avg_incremental_acc = mean over rows
+    of each row's seen accuracy. With one row, forgetting and bwt are 0 (nothing earlier to forget).
     """
     rows = len(matrix)
     if rows == 0:
@@ -42,5 +42,24 @@ def accuracy_matrix_metrics(matrix: Sequence[Sequence[float]], segment_tasks: Se
         "seen_acc_avg": seen_accuracy(matrix, segment_tasks, last),
         "forgetting": sum(forgetting) / len(forgetting) if forgetting else 0.0,
         "bwt": sum(backward) / len(backward) if backward else 0.0,
-        "seen_acc_auc": sum(seen_accuracy(matrix, segment_tasks, i) for i in range(rows)) / rows,
+        "avg_incremental_acc": sum(seen_accuracy(matrix, segment_tasks, i) for i in range(rows)) / rows,
     }
+
+
+def forward_transfer(matrix: Sequence[Sequence[float]], initial: Sequence[float], segment_tasks: Sequence[int]) -> float | None:
+    """fwt = mean over segments i >= 1 that first train a task t of (A[i-1][t] - A_init[t]) (Lopez-Paz and
+    Ranzato 2017): how much earlier tasks helped a task before it was trained. None without an initial
+    row or a second segment."""
+    if not initial:
+        return None
+    first: dict[int, int] = {}
+    for i, task in enumerate(segment_tasks[: len(matrix)]):
+        first.setdefault(task, i)
+    gains = [matrix[i - 1][task] - initial[task] for task, i in first.items() if i >= 1]
+    return sum(gains) / len(gains) if gains else None
+
+
+def anytime_accuracy(seen_accuracies: Sequence[float]) -> float | None:
+    """Mean of the anytime rows' seen-task accuracies: the area under the seen-accuracy curve over the
+    run, normalised by its length (rows are equally spaced). None without rows."""
+    return sum(seen_accuracies) / len(seen_accuracies) if seen_accuracies else None

@@ -75,7 +75,16 @@ class ContinualBenchmark(Protocol):
         ...
 
     def train_batch(self, step: int, batch_size: int) -> Batch:
-        """The batch of wake step ``step``: a pure function of (benchmark seed, step), so resume is exact."""
+        """The batch of training step ``step``: ``task_batch(task_at(step), step, batch_size)``."""
+        ...
+
+    def task_batch(self, task_id: int, index: int, batch_size: int) -> Batch:
+        """Batch number ``index`` of task ``task_id``'s training stream: a pure function of (seed, task,
+        index), so resume is exact; methods that draw from any task (joint, EWC's Fisher) use it."""
+        ...
+
+    def train_size(self, batch_size: int) -> int:
+        """Training examples of the stream: a dataset's size, or what a generated stream draws in one pass."""
         ...
 
     def heldout(self, task_id: int) -> Batch:

@@ -16,7 +16,7 @@ class ReplaySample:
     input_ids: torch.Tensor  # (B, T)
     labels: torch.Tensor  # (B, T)
     attention_mask: torch.Tensor | None  # (B, T) bool
-    teacher: torch.Tensor  # (B, T, V) or (B, T, K) logits
+    teacher: torch.Tensor | None  # (B, T, V) or (B, T, K) logits; None when the buffer keeps no teachers
     teacher_indices: torch.Tensor | None  # (B, T, K) vocabulary ids of a top-k teacher
     task_ids: torch.Tensor  # (B,)
 
@@ -61,11 +61,13 @@ class ReplayBuffer:
         self.tensors: dict[str, torch.Tensor] = {
             "input_ids": torch.zeros(C, T, dtype=torch.int32, device=device),
             "labels": torch.full((C, T), -100, dtype=torch.int32, device=device),
-            "teacher": torch.zeros(C, T, width, dtype=torch.float16, device=device),
             "task_ids": torch.zeros(C, dtype=torch.int32, device=device),
             "steps": torch.full((C,), -1, dtype=torch.int64, device=device),
-            "experts": torch.full((C, top_k_experts), -1, dtype=torch.int16, device=device),
         }
+        if top_k_experts:
+            self.tensors["experts"] = torch.full((C, top_k_experts), -1, dtype=torch.int16, device=device)
+        if teacher_storage != "none":
+            self.tensors["teacher"] = torch.zeros(C, T, width, dtype=torch.float16, device=device)
         if teacher_storage == "topk":
             self.tensors["teacher_indices"] = torch.zeros(C, T, width, dtype=index_dtype, device=device)
         if with_attention_mask:
@@ -87,12 +89,13 @@ class ReplayBuffer:
         input_ids: torch.Tensor,
         labels: torch.Tensor,
         attention_mask: torch.Tensor | None,
-        teacher_logits: torch.Tensor,
         task_id: int,
         step: int,
-        experts: torch.Tensor,
+        teacher_logits: torch.Tensor | None = None,
+        experts: torch.Tensor | None = None,
     ) -> None:
-        """Offer every sequence of a batch as an episode; the teacher is the (B, T, V) combined logits."""
+        """Offer every sequence of a batch as an episode; the teacher is the (B, T, V) combined logits
+        (None, and no experts, for a buffer that keeps neither: ``teacher_storage="none"``, no experts)."""
         B = input_ids.shape[0]
         pairs = reservoir_slots(self.n_seen, B, self.capacity, self.generator)
         self.n_seen += B
@@ -112,9 +115,12 @@ class ReplayBuffer:
         t["labels"][slots] = labels[rows].to(torch.int32)
         t["task_ids"][slots] = task_id
         t["steps"][slots] = step
-        t["experts"][slots] = experts[rows].to(torch.int16)
+        if "experts" in t:
+            t["experts"][slots] = experts[rows].to(torch.int16)
         if attention_mask is not None and "attention_mask" in t:
             t["attention_mask"][slots] = attention_mask[rows].bool()
+        if self.teacher_storage == "none":
+            return
         teacher = teacher_logits[rows]
         if self.teacher_storage == "topk":
             values, indices = teacher.float().topk(self.teacher_topk, dim=-1)
@@ -138,7 +144,7 @@ class ReplayBuffer:
             input_ids=t["input_ids"][index].long(),
             labels=t["labels"][index].long(),
             attention_mask=t["attention_mask"][index] if "attention_mask" in t else None,
-            teacher=t["teacher"][index],
+            teacher=t["teacher"][index] if "teacher" in t else None,
             teacher_indices=t["teacher_indices"][index].long() if "teacher_indices" in t else None,
             task_ids=t["task_ids"][index],
         )

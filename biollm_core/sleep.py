@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -151,6 +152,19 @@ def sleep_step(
     return SleepStepResult(True, kl.detach(), penalty)
 
 
+@contextlib.contextmanager
+def trainable(params: Sequence[torch.nn.Parameter]) -> Iterator[None]:
+    """``requires_grad`` on for ``params`` inside the block, restored after (wake may train them too)."""
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
+
+
 def sleep_cycle(
     neocortex: Neocortex,
     optimizer: torch.optim.Optimizer,
@@ -164,28 +178,23 @@ def sleep_cycle(
     generator: torch.Generator,
 ) -> SleepStats:
     """``num_steps`` consolidation steps, then the anchor is re-taken. The neocortex trains only here."""
-    params = ewc.params
-    trainable = [p.requires_grad for p in params]  # restored after the cycle (wake may train the neocortex too)
-    for p in params:
-        p.requires_grad_(True)
     kl_sum, updates, skipped = None, 0, 0
     penalty = None
     n_pseudo = int(round(settings.pseudo_ratio * settings.batch_size))
-    for index in range(num_steps):
-        sample = replay.sample(settings.batch_size)
-        if n_pseudo:
-            sample = pseudo_samples(
-                sample, n_pseudo, neocortex.vocab_size, settings.pseudo_kind, settings.perturb_prob, combined, generator
-            )
-        result = sleep_step(neocortex, optimizer, scaler, sample, ewc, settings, precision, report_penalty=index == num_steps - 1)
-        if not result.updated:
-            skipped += 1
-            continue
-        kl_sum = result.kl if kl_sum is None else kl_sum + result.kl  # summed on the device: no sync per step
-        penalty = result.penalty if result.penalty is not None else penalty
-        updates += 1
-    for p, flag in zip(params, trainable, strict=True):
-        p.requires_grad_(flag)
+    with trainable(ewc.params):
+        for index in range(num_steps):
+            sample = replay.sample(settings.batch_size)
+            if n_pseudo:
+                sample = pseudo_samples(
+                    sample, n_pseudo, neocortex.vocab_size, settings.pseudo_kind, settings.perturb_prob, combined, generator
+                )
+            result = sleep_step(neocortex, optimizer, scaler, sample, ewc, settings, precision, report_penalty=index == num_steps - 1)
+            if not result.updated:
+                skipped += 1
+                continue
+            kl_sum = result.kl if kl_sum is None else kl_sum + result.kl  # summed on the device: no sync per step
+            penalty = result.penalty if result.penalty is not None else penalty
+            updates += 1
     ewc.retake_anchor()
     return SleepStats(
         steps=num_steps, updates=updates, skipped=skipped,

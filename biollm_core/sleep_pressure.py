@@ -1,7 +1,8 @@
 """Sleep pressure and the sleep scheduler (spec §4).
 
 The math is pure functions; ``SleepScheduler`` holds the little state the decision needs (steps since the
-last sleep, the best seen-task loss so far) and serialises it for checkpoints.
+last sleep) and serialises it for checkpoints. The forgetting index itself is the evaluation protocol's
+(``biollm_core/evaluation_protocol.py``): the CLS learner reads it from the loop.
 """
 
 from __future__ import annotations
@@ -68,20 +69,12 @@ class SleepScheduler:
     min_steps: int
     max_steps: int
     steps_since_sleep: int = 0
-    best_seen_loss: float = math.inf
-    forgetting_index: float = 0.0
 
     def needs_pressure(self) -> bool:
         """Whether the pressure can change the decision now (else it need not be read off the device)."""
         if self.steps_since_sleep < self.min_interval:
             return False
         return self.steps_since_sleep < self.max_interval or self.min_steps != self.max_steps
-
-    def observe_seen_loss(self, seen_loss: float) -> float:
-        """Record an evaluation of the seen-task loss; returns the forgetting index (loss above best so far)."""
-        self.best_seen_loss = min(self.best_seen_loss, seen_loss)
-        self.forgetting_index = max(0.0, seen_loss - self.best_seen_loss)
-        return self.forgetting_index
 
     def tick(self) -> None:
         self.steps_since_sleep += 1
@@ -95,15 +88,11 @@ class SleepScheduler:
         return sleep_length(pressure, threshold=self.threshold, min_steps=self.min_steps, max_steps=self.max_steps)
 
     def slept(self) -> None:
-        """After a sleep the pressure resets: the counter restarts and forgetting waits for a new eval."""
+        """After a sleep the pressure resets: the counter restarts (forgetting waits for a new evaluation)."""
         self.steps_since_sleep = 0
-        self.forgetting_index = 0.0
 
     def state_dict(self) -> dict:
-        return {"steps_since_sleep": self.steps_since_sleep, "best_seen_loss": self.best_seen_loss,
-                "forgetting_index": self.forgetting_index}
+        return {"steps_since_sleep": self.steps_since_sleep}
 
     def load_state_dict(self, state: dict) -> None:
         self.steps_since_sleep = int(state["steps_since_sleep"])
-        self.best_seen_loss = float(state["best_seen_loss"])
-        self.forgetting_index = float(state["forgetting_index"])

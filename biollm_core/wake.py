@@ -40,7 +40,7 @@ def wake_step(
     hippocampus: Hippocampus | None,
     optimizer: torch.optim.Optimizer | None,
     scaler: torch.amp.GradScaler,
-    replay: ReplayBuffer,
+    replay: ReplayBuffer | None,
     batch: Batch,
     step: int,
     precision: Precision,
@@ -51,6 +51,7 @@ def wake_step(
     base_optimizer: torch.optim.Optimizer | None = None,
 ) -> WakeResult:
     """One wake step. ``hippocampus=None`` is the no-hippocampus ablation: nothing fast is trained.
+    ``replay=None`` (the nosleep method) stores no episode, so no teacher is decoded after the step.
 
     ``base_optimizer`` (consolidation.wake_base_lr_scale > 0) also trains the neocortex while awake; by
     default it is None and the neocortex is frozen, so no graph is built below the injection point.
@@ -85,6 +86,8 @@ def wake_step(
         hidden = hidden.detach()
     scaler.update()
     novelty = hippocampus.record_routing(routed.indices)
+    if replay is None:
+        return WakeResult(task_loss.detach(), accuracy, novelty)
     with torch.no_grad(), precision.autocast():
         # The teacher is the combined model *after* the step. A frozen neocortex is unchanged: reuse hidden.
         if base_optimizer is not None:

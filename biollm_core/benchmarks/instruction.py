@@ -102,12 +102,17 @@ class InstructionBenchmark:
         return [(task + 1) * self.steps_per_task - 1 for task in range(self.num_tasks)]
 
     def train_batch(self, step: int, batch_size: int) -> Batch:
-        """Examples of the current task drawn by a generator seeded with (seed, step): resume is exact."""
-        task_id = self.task_at(step)
+        return self.task_batch(self.task_at(step), step, batch_size)
+
+    def task_batch(self, task_id: int, index: int, batch_size: int) -> Batch:
+        """Examples of a task drawn by a generator seeded with (seed, index): resume is exact."""
         examples = self._train[task_id]
-        rng = np.random.default_rng([self.seed % 2**63, step])
+        rng = np.random.default_rng([self.seed % 2**63, index])
         rows = rng.choice(len(examples), size=batch_size, replace=batch_size > len(examples))
         return examples.batch(torch.from_numpy(rows), task_id)
+
+    def train_size(self, batch_size: int) -> int:
+        return sum(len(examples) for examples in self._train)
 
     def heldout(self, task_id: int) -> Batch:
         return self._heldout[task_id].batch(slice(None), task_id)

@@ -62,7 +62,14 @@ class ToyBenchmark:
         return [s for s in steps if s == self.total_steps - 1 or self.task_at(s + 1) != self.task_at(s)]
 
     def train_batch(self, step: int, batch_size: int) -> Batch:
-        return self._sample(self.task_at(step), batch_size, self._generator(_STREAM_TRAIN, step))
+        return self.task_batch(self.task_at(step), step, batch_size)
+
+    def task_batch(self, task_id: int, index: int, batch_size: int) -> Batch:
+        # The inputs depend on the index alone; every task maps them its own way.
+        return self._sample(task_id, batch_size, self._generator(_STREAM_TRAIN, index))
+
+    def train_size(self, batch_size: int) -> int:
+        return self.total_steps * batch_size  # generated: every batch is new
 
     def heldout(self, task_id: int) -> Batch:
         return self._heldout[task_id]

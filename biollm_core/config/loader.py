@@ -22,18 +22,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from biollm_core.config.overrides import GROUPS, KeyPath, Override, flatten, parse_overrides, set_path
+from biollm_core.config.overrides import GROUPS, METHOD_GROUP, KeyPath, Override, flatten, parse_overrides, seed_mode, set_path
 from biollm_core.config.schema import RunConfig
 from biollm_core.config.validation import Origin, validate_run_config
 from biollm_core.config.yaml_source import read_yaml_mapping
 from biollm_core.errors import UserError
+from biollm_core.methods.registry import METHOD_NAMES
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 """The presets shipped with the package."""
 
 
 def available_presets(group: str) -> list[str]:
-    """Names of the presets of a config group (file stems in conf/<group>/), sorted."""
+    """Names of the presets of a config group (file stems in conf/<group>/, or the methods), sorted."""
+    if group == METHOD_GROUP:
+        return sorted(METHOD_NAMES)
     return sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
 
 
@@ -51,6 +54,11 @@ class YamlSource:
         """Read and check a YAML config file (UserError with file:line on any problem)."""
         data, lines = read_yaml_mapping(path)
         groups = _file_groups(data.pop("groups", None), path, lines)
+        if "mode" in data:  # the seed's spelling of the method group
+            where = f"{path}:{lines.get(('mode',), 1)}"
+            if METHOD_GROUP in groups:
+                raise UserError(f"{where}: mode and groups.method both select the method; keep one")
+            groups[METHOD_GROUP] = seed_mode(data.pop("mode"), where)
         return cls(path, data, groups, lines)
 
     def where(self, path: KeyPath) -> str:
@@ -98,7 +106,7 @@ def compose_config(overrides: Sequence[str] = (), override_files: Sequence[Path]
     for group in GROUPS:
         if group not in composed.groups:
             raise UserError(f"{defaults.path}: groups.{group}: no default preset")
-        composed.merge(YamlSource.read(_preset_path(group, composed.groups[group], selected_at[group])))
+        composed.merge(_preset_source(group, composed.groups[group], selected_at[group]))
     for source in user_files:
         composed.merge(source)
     for override in parsed:
@@ -153,10 +161,17 @@ def _file_groups(groups: Any, file: Path, lines: Mapping[KeyPath, int]) -> dict[
     return {str(group): name for group, name in groups.items()}
 
 
+def _preset_source(group: str, name: str, selected_at: str) -> YamlSource:
+    """A preset as a source to merge; a method preset selects that method's section (its defaults)."""
+    if group == METHOD_GROUP and name in METHOD_NAMES:
+        return YamlSource(Path(f"<method {name}>"), {"method": {"name": name}}, {}, {})
+    return YamlSource.read(_preset_path(group, name, selected_at))
+
+
 def _preset_path(group: str, name: str, selected_at: str) -> Path:
     """The file of a preset; UserError listing the available ones when there is none."""
     path = CONF_DIR / group / f"{name}.yaml"
-    if "/" not in name and "\\" not in name and path.is_file():
+    if group != METHOD_GROUP and "/" not in name and "\\" not in name and path.is_file():
         return path
     available = available_presets(group)
     close = difflib.get_close_matches(name, available, n=1)

@@ -1,8 +1,9 @@
 """Command-line overrides in the seed's Hydra-like form.
 
     train=rtx4070                 select a preset of a config group (model, benchmark, train)
+    method=derpp                  select a continual method (the seed's mode=sleep|nosleep: cls|nosleep)
     experts.num_experts=64        set a key (dotted path into the config)
-    mode=nosleep  seed=42         set a top-level key
+    seed=42                       set a top-level key
     logging.wandb_tags=[a,b]      values are YAML: true, 1e-3, null, [a,b], {k: v}
     ewc.lambda=10  ewc.lambda_=10 both spellings of the EWC strength
 
@@ -18,9 +19,12 @@ from typing import Any
 
 from biollm_core.config.yaml_source import parse_yaml_value
 from biollm_core.errors import UserError
+from biollm_core.methods.registry import SEED_MODES
 
-GROUPS: tuple[str, ...] = ("model", "benchmark", "train")
-"""Config groups with presets in biollm_core/conf/<group>/, merged in this order."""
+GROUPS: tuple[str, ...] = ("model", "benchmark", "train", "method")
+"""Config groups, merged in this order: presets in biollm_core/conf/<group>/; the `method` group's
+presets are the registered methods (``biollm_core.methods.registry``), each selecting its section."""
+METHOD_GROUP = "method"
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _ALIASES: dict[tuple[str, ...], tuple[str, ...]] = {("ewc", "lambda_"): ("ewc", "lambda")}
@@ -51,13 +55,24 @@ def parse_override(text: str) -> Override:
     if not sep or not _KEY.match(key):
         raise UserError(
             f"override {text!r}: expected key=value with a dotted key, "
-            "e.g. experts.num_experts=64, mode=nosleep or train=cpu"
+            "e.g. experts.num_experts=64, method=er or train=cpu"
         )
     try:
         value = parse_yaml_value(raw.strip())
     except UserError as error:
         raise UserError(f"override {text!r}: {error}") from None
-    return Override(text=text, path=canonical_path(tuple(key.split("."))), value=value)
+    path = canonical_path(tuple(key.split(".")))
+    if path == ("mode",):  # the seed's spelling of the method group
+        return Override(text=text, path=(METHOD_GROUP,), value=seed_mode(value, f"override {text!r}"))
+    return Override(text=text, path=path, value=value)
+
+
+def seed_mode(value: Any, where: str) -> str:
+    """The method the seed's `mode` value names (sleep -> cls, nosleep -> nosleep); UserError otherwise."""
+    if not isinstance(value, str) or value not in SEED_MODES:
+        spellings = ", ".join(f"{mode} (= method={name})" for mode, name in SEED_MODES.items())
+        raise UserError(f"{where}: mode must be one of {spellings}, got {value!r}")
+    return SEED_MODES[value]
 
 
 def parse_overrides(texts: Iterable[str]) -> list[Override]:

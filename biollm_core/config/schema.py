@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from biollm_core.methods.registry import CLS, NOSLEEP, ClsConfig, MethodConfig, NosleepConfig
+
 
 class Section(BaseModel):
     """Base for every config section: unknown keys are refused, assignments are validated."""
@@ -145,9 +147,11 @@ class BenchmarkConfig(Section):
 
 
 class TrainConfig(Section):
-    max_steps: int | None = Field(None, ge=1, description="Wake steps in total; null = num_tasks * switch_every (one full stream).")
-    batch_size: int = Field(32, ge=1, description="Sequences per wake step.")
-    eval_interval: int = Field(50, ge=1, description="Wake steps between forgetting evaluations on seen tasks' held-out sets.")
+    max_steps: int | None = Field(None, ge=1, description="Training steps in total; null = one full pass over the benchmark's stream.")
+    batch_size: int = Field(32, ge=1, description="Examples of the stream per training step (every method).")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the neocortex for the methods that train it on the stream itself (finetune, ewc, lwf, er, derpp, joint); cls trains it only in sleep, at consolidation.slow_lr.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay of the neocortex for the methods that train it on the stream itself.")
+    eval_interval: int = Field(50, ge=1, description="Training steps between anytime evaluations (seen-task accuracy of both models, the same points for every method).")
     eval_batch_size: int = Field(256, ge=1, description="Sequences per evaluation forward pass.")
     reward_from_correctness: bool = Field(True, description="Scale the fast loss by 1 + reward_alpha * (2 * accuracy - 1), clipped to [0.25, 2].")
     amp_enabled: bool = Field(False, description="Automatic mixed precision (CUDA only; ignored with a note elsewhere).")
@@ -155,12 +159,12 @@ class TrainConfig(Section):
     allow_tf32: bool = Field(False, description="Allow TF32 matmuls and convolutions on CUDA.")
     matmul_precision: Literal["highest", "high", "medium"] = Field("highest", description="torch.set_float32_matmul_precision.")
     compile: bool = Field(False, description="torch.compile the neocortex (ignored with a note where unsupported).")
-    ablation_no_sleep: bool = Field(False, description="Seed alias of mode=nosleep.")
+    ablation_no_sleep: bool = Field(False, description="Seed alias of method=nosleep (mode=nosleep).")
     ablation_disable_hippocampus: bool = Field(False, description="The no_hippocampus ablation: train nothing fast (delta is zero, teachers are the base model).")
 
 
 class LoggingConfig(Section):
-    run_name: str | None = Field(None, description="Run name; default <mode>-seed<seed>.")
+    run_name: str | None = Field(None, description="Run name; default <method>-seed<seed>.")
     log_interval: int = Field(1, ge=1, description="Write a metrics.jsonl record every N steps (segment ends and evals are always written).")
     checkpoint_interval: int = Field(200, ge=1, description="Steps between checkpoints (a final one is always written).")
     checkpoint_keep_last: int = Field(2, ge=1, description="Checkpoints kept on disk.")
@@ -183,7 +187,7 @@ class ReproConfig(Section):
 class RunConfig(Section):
     seed: int = Field(7, description="Seed of every random generator of the run.")
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto picks cuda, then mps, then cpu.")
-    mode: Literal["sleep", "nosleep"] = Field("sleep", description="The ablation: sleep consolidates; nosleep never sleeps nor refreshes.")
+    method: MethodConfig = Field(default_factory=ClsConfig, description="The continual-learning method and its own settings: `method=er` selects one (the seed's mode=sleep|nosleep mean cls|nosleep).")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The neocortex.")
     experts: ExpertsConfig = Field(default_factory=ExpertsConfig, description="The hippocampus (mixture of experts).")
     replay: ReplayConfig = Field(default_factory=ReplayConfig, description="The episodic replay buffer.")
@@ -195,10 +199,21 @@ class RunConfig(Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logs, checkpoints and W&B.")
     repro: ReproConfig = Field(default_factory=ReproConfig, description="Determinism settings.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _method_by_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("method"), str):  # `method: er` in a YAML file
+            data = {**data, "method": {"name": data["method"]}}
+        return data
+
     @model_validator(mode="after")
     def _aliases_and_fit(self) -> RunConfig:
-        if self.train.ablation_no_sleep and self.mode != "nosleep":
-            self.mode = "nosleep"
+        if self.train.ablation_no_sleep and self.method.name != NOSLEEP:
+            if self.method.name != CLS:
+                raise ValueError(f"train.ablation_no_sleep=true is the seed's mode=nosleep and cannot apply to method {self.method.name}")
+            self.method = NosleepConfig()
+        if self.train.ablation_disable_hippocampus and self.method.name != CLS:
+            raise ValueError(f"train.ablation_disable_hippocampus=true is an ablation of method cls; method {self.method.name} has no hippocampus to disable or needs it")
         if self.model.provider == "tiny":
             if self.model.injection_layer > self.model.num_layers:
                 raise ValueError(f"model.injection_layer ({self.model.injection_layer}) must not exceed model.num_layers ({self.model.num_layers})")
@@ -210,4 +225,4 @@ class RunConfig(Section):
 
     @property
     def run_name(self) -> str:
-        return self.logging.run_name or f"{self.mode}-seed{self.seed}"
+        return self.logging.run_name or f"{self.method.name}-seed{self.seed}"

@@ -15,9 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from biollm_core.config.overrides import GROUPS, KeyPath
+from biollm_core.config.overrides import GROUPS, METHOD_GROUP, KeyPath
 from biollm_core.config.schema import RunConfig
 from biollm_core.errors import UserError
+from biollm_core.methods.registry import METHOD_NAMES, SECTIONS
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,26 @@ def validate_run_config(
         raise UserError("\n".join(dict.fromkeys(lines))) from None
 
 
+def _config_loc(loc: tuple[Any, ...]) -> KeyPath:
+    """A pydantic error location as a config key path: the discriminated `method` union puts the
+    method's name after `method` (`method.derpp.alpha`); the key is `method.alpha`."""
+    path = tuple(str(part) for part in loc)
+    if len(path) > 1 and path[0] == METHOD_GROUP and path[1] in METHOD_NAMES:
+        return (path[0], *path[2:]), path[1]
+    return path, None
+
+
 def _explain(detail: ErrorDetails, origins: Origins, source: str | None) -> str:
     """One line for one pydantic error."""
-    loc = tuple(str(part) for part in detail["loc"])
+    loc, method = _config_loc(detail["loc"])
     dotted = ".".join(loc)
     kind = detail["type"]
     given = detail.get("input")
-    if kind == "extra_forbidden":
-        message = f"unknown key '{dotted}'{_suggestion(loc)}"
+    if kind in {"union_tag_invalid", "union_tag_not_found"}:
+        tag = _show(detail.get("ctx", {}).get("tag", given))
+        message = f"{dotted or METHOD_GROUP}: unknown method {tag} (methods: {', '.join(METHOD_NAMES)})"
+    elif kind == "extra_forbidden":
+        message = f"unknown key '{dotted}'{_suggestion(loc, method)}"
     elif kind == "model_type":
         message = f"{dotted}: expected a mapping of {loc[-1]} keys, got {_show(given)}"
         if len(loc) == 1 and loc[0] in GROUPS and isinstance(given, str):
@@ -92,9 +105,9 @@ def _find_origin(loc: KeyPath, msg: str, origins: Origins) -> Origin | None:
     return max(candidates, key=lambda origin: origin.order, default=None)
 
 
-def _suggestion(loc: KeyPath) -> str:
+def _suggestion(loc: KeyPath, method: str | None = None) -> str:
     """` (did you mean 'x'?)` from the keys valid at that place, or the list of valid keys."""
-    valid = _valid_keys(loc[:-1])
+    valid = _valid_keys(loc[:-1], method)
     if not valid:
         return ""
     close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.6)
@@ -104,9 +117,13 @@ def _suggestion(loc: KeyPath) -> str:
     return f" (valid keys {where}: {', '.join(valid)})"
 
 
-def _valid_keys(section: KeyPath) -> list[str]:
-    """Field names (by alias) of the config model at a section path; empty if it is not a model."""
+def _valid_keys(section: KeyPath, method: str | None = None) -> list[str]:
+    """Field names (by alias) of the config model at a section path; empty if it is not a model.
+
+    Under `method` the model is the section of the method being validated (``method``)."""
     model: type[BaseModel] = RunConfig
+    if section[:1] == (METHOD_GROUP,) and method in SECTIONS:
+        model, section = SECTIONS[method], section[1:]
     for key in section:
         field = model.model_fields.get(key) or next(
             (f for f in model.model_fields.values() if f.alias == key), None

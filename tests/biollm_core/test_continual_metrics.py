@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from biollm_core.continual_metrics import accuracy_matrix_metrics, seen_accuracy, seen_tasks
+from biollm_core.continual_metrics import accuracy_matrix_metrics, anytime_accuracy, forward_transfer, seen_accuracy, seen_tasks
 
 # A[i][j]: accuracy on task j after segment i (sequential: segment i trains task i).
 MATRIX = [
@@ -23,13 +23,13 @@ def test_three_by_three_sequential_by_hand() -> None:
     assert m["bwt"] == pytest.approx(-0.25)
     # seen accuracy of the last row: (0.50 + 0.70 + 0.95) / 3 = 0.716667
     assert m["seen_acc_avg"] == pytest.approx(2.15 / 3)
-    # auc: rows' seen accuracies 0.90, (0.95 + 0.80) / 2 = 0.875, 0.716667 -> mean 0.830556
-    assert m["seen_acc_auc"] == pytest.approx((0.90 + 0.875 + 2.15 / 3) / 3)
+    # average incremental accuracy: rows' seen accuracies 0.90, (0.95 + 0.80) / 2 = 0.875, 0.716667 -> 0.830556
+    assert m["avg_incremental_acc"] == pytest.approx((0.90 + 0.875 + 2.15 / 3) / 3)
 
 
 def test_a_single_row_has_nothing_to_forget() -> None:
     m = accuracy_matrix_metrics([[0.8, 0.1]], [0])
-    assert m == {"seen_acc_avg": 0.8, "forgetting": 0.0, "bwt": 0.0, "seen_acc_auc": 0.8}
+    assert m == {"seen_acc_avg": 0.8, "forgetting": 0.0, "bwt": 0.0, "avg_incremental_acc": 0.8}
 
 
 def test_no_forgetting_when_accuracy_holds() -> None:
@@ -52,3 +52,16 @@ def test_recurring_tasks_use_the_first_training_row() -> None:
 def test_empty_matrix_is_refused() -> None:
     with pytest.raises(ValueError):
         accuracy_matrix_metrics([], [])
+
+
+def test_forward_transfer_by_hand() -> None:
+    initial = [0.05, 0.10, 0.00]
+    # segments 1 and 2 first train tasks 1 and 2: (A[0][1] - 0.10) = 0.0, (A[1][2] - 0.00) = 0.20 -> mean 0.10
+    assert forward_transfer(MATRIX, initial, [0, 1, 2]) == pytest.approx(0.10)
+    assert forward_transfer(MATRIX[:1], initial, [0]) is None  # no task trained after another
+    assert forward_transfer(MATRIX, [], [0, 1, 2]) is None  # no initial row
+
+
+def test_anytime_accuracy_is_the_mean_of_the_rows() -> None:
+    assert anytime_accuracy([0.2, 0.4, 0.9]) == pytest.approx(0.5)
+    assert anytime_accuracy([]) is None

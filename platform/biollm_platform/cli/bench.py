@@ -28,19 +28,24 @@ def _bytes(n: float) -> str:
 
 
 def engine_table(result: dict) -> Table:
-    table = Table(title=f"engine on {result['device']} ({result['torch_threads']} threads, median of {result['repeats']} "
-                        f"after {result['warmup']} warm-up)")
+    table = Table(title=f"{result['method']} on {result['device']} ({result['torch_threads']} threads, "
+                        f"median of {result['repeats']} after {result['warmup']} warm-up)")
     table.add_column("step")
     table.add_column("median ms", justify="right")
     table.add_column("tokens/s", justify="right")
     table.add_column("x plain", justify="right")
-    rows = (
+    step = "wake step" if "wake_ratio" in result else f"{result['method']} step"
+    rows = [
         (f"plain fine-tuning (batch {result['batch_size']} x {result['seq_len']})", "plain_step_ms", "plain_tokens_per_s", 1.0),
-        ("wake step", "wake_step_ms", "wake_tokens_per_s", result["wake_ratio"]),
-        ("sleep step (same batch)", "sleep_step_ms", "sleep_tokens_per_s", result["sleep_ratio"]),
-        (f"sleep step (replay batch {result['replay_batch_size']})", "sleep_replay_batch_step_ms", "sleep_replay_batch_tokens_per_s", None),
-        (f"evaluation pass (median of {result['eval_repeats']})", "eval_pass_ms", "eval_tokens_per_s", None),
-    )
+        (step, "step_ms", "step_tokens_per_s", result["step_ratio"]),
+    ]
+    if "sleep_ratio" in result:
+        rows += [
+            ("sleep step (same batch)", "sleep_step_ms", "sleep_tokens_per_s", result["sleep_ratio"]),
+            (f"sleep step (replay batch {result['replay_batch_size']})", "sleep_replay_batch_step_ms",
+             "sleep_replay_batch_tokens_per_s", None),
+        ]
+    rows.append((f"evaluation pass (median of {result['eval_repeats']})", "eval_pass_ms", "eval_tokens_per_s", None))
     for label, ms, tps, ratio in rows:
         table.add_row(label, f"{result[ms]:.2f}", f"{result[tps]:,.0f}", "-" if ratio is None else f"{ratio:.2f}")
     return table
@@ -55,7 +60,8 @@ def engine(
     eval_repeats: Annotated[int, typer.Option("--eval-repeats", min=1, help="Timed evaluation passes (after one untimed).")] = 3,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch.set_num_threads (default: torch's choice).")] = None,
 ) -> None:
-    """Time plain fine-tuning, the wake step, the sleep step and evaluation on the same batches."""
+    """Time plain fine-tuning, the method's step (`method=X`; cls: the wake step and the sleep step) and
+    evaluation on the same batches."""
     config = load_config(overrides or [], files or [])
     previous = torch.get_num_threads()
     if threads is not None:
@@ -69,10 +75,15 @@ def engine(
         return
     console = Console()
     console.print(engine_table(result))
-    console.print(f"wake/plain {result['wake_ratio']:.2f}x   sleep/plain {result['sleep_ratio']:.2f}x   "
-                  f"evaluation per wake step (every {config.train.eval_interval}) {result['eval_ms_per_wake_step']:.2f} ms")
-    console.print(f"replay buffer: {_bytes(result['replay_bytes_per_episode'])} per episode, "
-                  f"{_bytes(result['replay_bytes'])} at capacity {result['replay_capacity']}")
+    ratios = [f"{'wake' if 'wake_ratio' in result else 'step'}/plain {result['step_ratio']:.2f}x"]
+    if "sleep_ratio" in result:
+        ratios.append(f"sleep/plain {result['sleep_ratio']:.2f}x")
+    console.print("   ".join([*ratios, f"evaluation per step (every {config.train.eval_interval}) {result['eval_ms_per_step']:.2f} ms"]))
+    if "replay_bytes" in result:
+        console.print(f"replay buffer: {_bytes(result['replay_bytes_per_episode'])} per episode, "
+                      f"{_bytes(result['replay_bytes'])} at capacity {result['replay_capacity']}")
+    console.print(f"memory kept: {result['memory_episodes']} episodes, {_bytes(result['memory_bytes'])}; "
+                  f"trainable parameters {result['trainable_params']:,}")
     kind = "CUDA max allocated" if result["peak_memory_kind"] == "cuda_max_memory_allocated" else "process peak RSS"
     console.print(f"peak memory ({kind}): {_bytes(result['peak_memory_bytes'])}")
 

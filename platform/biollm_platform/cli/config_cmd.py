@@ -23,7 +23,8 @@ Overrides = Annotated[
     list[str] | None,
     typer.Argument(
         help="Overrides: preset selection (train=cpu), dotted keys (experts.num_experts=16), "
-        "top-level keys (mode=nosleep); values are YAML (true, 1e-3, null, [a,b]).",
+        "top-level keys (seed=42), a method (method=er, with its keys method.alpha=0.2); values are YAML "
+        "(true, 1e-3, null, [a,b]).",
         show_default=False,
     ),
 ]

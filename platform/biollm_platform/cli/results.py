@@ -1,4 +1,5 @@
-"""`biollm results`: compare the modes of a finished sweep (paired statistics, tables, plots)."""
+"""`biollm results`: compare the methods (or any axis's values) of a finished sweep: leaderboard, paired
+statistics against a control, tables, plots."""
 
 from __future__ import annotations
 
@@ -8,19 +9,20 @@ from typing import Annotated
 import typer
 
 from biollm_core.errors import UserError
-from biollm_platform.results import StatsSettings, aggregate_sweep, print_comparison
+from biollm_core.methods.registry import DEFAULT_CONTROL
 from biollm_platform.results.collect import DEFAULT_CURVE_METRICS
+from biollm_platform.results.metrics import DEFAULT_METRICS
 
 DEFAULT_SWEEPS_ROOT = Path("outputs/sweeps")
 
 app = typer.Typer(
-    help="Analyse a sweep's results: paired sleep/nosleep statistics and plots.", no_args_is_help=True
+    help="Analyse a sweep's results: a leaderboard, paired statistics against a control, plots.", no_args_is_help=True
 )
 
 
 @app.callback()
 def _results() -> None:
-    """Analyse a sweep's results: paired sleep/nosleep statistics and plots."""
+    """Analyse a sweep's results: a leaderboard, paired statistics against a control, plots."""
     # A callback keeps `results` a command group even while it has one command (`publish` joins it).
 
 
@@ -51,15 +53,17 @@ def aggregate(
         typer.Option(
             "--metric",
             "-m",
-            help="summary.json key to compare; repeatable. Default: final_seen_acc_avg, final_forgetting, "
-            "final_bwt, final_forgetting_index, seen_acc_auc and their base-model versions.",
+            help=f"summary.json key to compare; repeatable. Default: {', '.join(DEFAULT_METRICS)}.",
             show_default=False,
         ),
     ] = None,
     treatment: Annotated[
-        str, typer.Option(help="Mode whose effect is measured (delta = treatment - control).")
-    ] = "sleep",
-    control: Annotated[str, typer.Option(help="Mode it is compared against.")] = "nosleep",
+        str | None,
+        typer.Option(help="Compare only this value of --axis with the control (delta = treatment - control).",
+                     show_default="every other value"),
+    ] = None,
+    control: Annotated[str, typer.Option(help="The value of --axis every other one is compared with.")] = DEFAULT_CONTROL,
+    axis: Annotated[str, typer.Option(help="The grid axis whose values are compared (method, or any config key).")] = "method",
     pair_by: Annotated[
         list[str] | None,
         typer.Option(
@@ -85,11 +89,14 @@ def aggregate(
     ] = 0,
     root: Annotated[Path, typer.Option(help="Where sweep ids are looked up.")] = DEFAULT_SWEEPS_ROOT,
 ) -> None:
-    """Pair the sweep's trials by seed and compare treatment with control on each metric.
+    """Rank every value of --axis (the methods) and compare each with --control, paired by seed.
 
-    Reads the trial artifacts on disk (no Ray, no network), prints the table and writes
-    <sweep>/comparison/: paired_deltas.csv, summary.json, report.md and PNG plots.
+    Reads the trial artifacts on disk (no Ray, no network), prints the leaderboard and the paired
+    comparisons (Holm-adjusted p-values when there are several; "not significant" in words) and writes
+    <sweep>/comparison/: report.md, leaderboard.csv, paired_deltas.csv, summary.json and PNG plots.
     """
+    from biollm_platform.results import StatsSettings, aggregate_sweep, print_comparison
+
     sweep_dir = resolve_sweep_dir(sweep, root)
     result = aggregate_sweep(
         sweep_dir,
@@ -97,6 +104,7 @@ def aggregate(
         treatment=treatment,
         control=control,
         pair_by=tuple(pair_by or ("seed",)),
+        axis=axis,
         curve_metrics=tuple(curve or DEFAULT_CURVE_METRICS),
         settings=StatsSettings(level=level, n_bootstrap=bootstrap, seed=seed),
     )

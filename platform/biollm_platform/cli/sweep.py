@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import signal
@@ -15,12 +16,14 @@ import yaml
 from rich.console import Console
 
 from biollm_core.errors import UserError
+from biollm_core.methods.registry import METHOD_NAMES, SEED_MODES
 
 app = typer.Typer(
-    help="Seed x sleep/nosleep sweeps on Ray Tune + Ray Train (local Ray or a remote cluster).",
+    help="Grids of seeds x methods x any config key on Ray Tune + Ray Train (local Ray or a remote cluster).",
     no_args_is_help=True,
 )
 DEFAULT_ROOT = Path("outputs/sweeps")
+OnlyMethod = enum.Enum("OnlyMethod", {name: name for name in (*METHOD_NAMES, *SEED_MODES)}, type=str)  # --only's choices
 RootOption = Annotated[Path, typer.Option("--root", help="Directory holding sweep directories.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -51,7 +54,7 @@ def _trials_json(sweep_dir: Path, manifest) -> dict:  # noqa: ANN001
         "trials": [
             {
                 "trial_id": t.trial_id,
-                "mode": t.mode,
+                "method": t.method,
                 "seed": t.seed,
                 "axes": t.axes,
                 "state": t.state,
@@ -80,7 +83,10 @@ def submit(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show every trial's resolved config and stop.")
     ] = False,
-    only: Annotated[str | None, typer.Option(help="Run only this mode: sleep or nosleep.")] = None,
+    only: Annotated[
+        OnlyMethod | None,
+        typer.Option(help="Run only this value of the grid's method axis (the seed's sleep|nosleep mean cls|nosleep)."),
+    ] = None,
     max_concurrent: Annotated[
         int | None, typer.Option(min=1, help="Trials at once (default: what the resources fit).")
     ] = None,
@@ -123,8 +129,7 @@ def submit(
     from biollm_platform.sweep.report import print_results
 
     console = _console()
-    if only not in (None, "sleep", "nosleep"):
-        raise UserError(f"--only {only!r}: expected sleep or nosleep")
+    only = SEED_MODES.get(only.value, only.value) if only else None
     extra = [
         *(overrides or []),
         *([f"train.max_steps={max_steps}"] if max_steps else []),

@@ -18,13 +18,20 @@ from biollm_core.runner import run_experiment
 from biollm_platform.cli.config_cmd import Files, Overrides
 
 SUMMARY_ROWS = (
-    ("final_seen_acc_avg", "seen-task accuracy (combined)"),
-    ("final_forgetting", "forgetting (combined)"),
-    ("final_bwt", "backward transfer (combined)"),
-    ("seen_acc_auc", "seen-accuracy AUC (combined)"),
-    ("final_base_seen_acc_avg", "seen-task accuracy (base)"),
-    ("final_base_forgetting", "forgetting (base)"),
+    ("final_seen_acc_avg", "seen-task accuracy (answering model)"),
+    ("anytime_acc", "anytime accuracy (answering model)"),
+    ("avg_incremental_acc", "average incremental accuracy"),
+    ("final_forgetting", "forgetting"),
+    ("final_bwt", "backward transfer"),
+    ("final_fwt", "forward transfer"),
+    ("final_base_seen_acc_avg", "seen-task accuracy (neocortex alone)"),
+    ("final_base_forgetting", "forgetting (neocortex alone)"),
     ("final_forgetting_index", "forgetting index (loss)"),
+    ("memory_episodes", "episodes kept"),
+    ("memory_bytes", "memory kept (bytes)"),
+    ("trainable_params", "trainable parameters"),
+    ("gradient_steps", "optimizer steps"),
+    ("samples_processed", "examples processed"),
     ("sleep_count", "sleeps"),
     ("refresh_count_total", "experts refreshed"),
     ("base_updates_in_sleep", "neocortex updates in sleep"),
@@ -38,6 +45,8 @@ def summary_table(summary: dict[str, Any], title: str) -> Table:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, label in SUMMARY_ROWS:
+        if key not in summary:  # a figure of another method (sleeps, refreshes)
+            continue
         value = summary.get(key)
         text = "-" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value))
         table.add_row(label, text)
@@ -51,7 +60,8 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint in the output directory.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
-    """Train one CLS run in-process: progress bar, artifacts in the output directory, a summary table."""
+    """Train one run of a continual method in-process (`method=cls` by default): progress bar, artifacts
+    in the output directory, a summary table."""
     config = load_config(overrides or [], files or [])
     out_dir = out or Path("outputs") / "runs" / config.run_name
     console = Console(stderr=True)
@@ -81,5 +91,5 @@ def train(
             bar.update(bar_task, rate=f"{speed:.1f}" if speed else "-")
 
         summary = run_experiment(config, out_dir, sinks=sinks, resume=resume, progress=on_step)
-    Console().print(summary_table(summary, f"{config.run_name} ({config.mode})"))
+    Console().print(summary_table(summary, f"{config.run_name} ({config.method.name})"))
     Console().print(f"artifacts: {out_dir}")

@@ -1,7 +1,9 @@
-"""Results of a sweep: paired sleep/nosleep statistics, tables, plots and reports, read from disk.
+"""Results of a sweep: a leaderboard, paired statistics against a control, tables, plots and reports,
+read from disk.
 
-``aggregate_sweep(sweep_dir)`` reads a sweep's trial artifacts, pairs trials by seed (every other axis
-held equal), computes paired statistics for each compared metric and writes ``<sweep>/comparison/``.
+``aggregate_sweep(sweep_dir)`` reads a sweep's trial artifacts, compares every value of an axis (the
+method, by default) with a control (nosleep), pairing trials by seed with every other axis held equal,
+and writes ``<sweep>/comparison/``.
 """
 
 from biollm_platform.results.aggregate import aggregate_sweep

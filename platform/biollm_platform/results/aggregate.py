@@ -1,4 +1,4 @@
-"""Aggregate a finished (or partly finished) sweep: read, pair, compare, write ``comparison/``.
+"""Aggregate a finished (or partly finished) sweep: read, pair, compare, rank, write ``comparison/``.
 
 Reads only files on disk: no Ray, no network. Used by ``biollm results aggregate`` and at the end of
 ``biollm sweep submit``.
@@ -6,38 +6,57 @@ Reads only files on disk: no Ray, no network. Used by ``biollm results aggregate
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from biollm_core.errors import UserError
+from biollm_core.methods.registry import DEFAULT_CONTROL, SEED_MODES
 from biollm_platform.results.collect import DEFAULT_CURVE_METRICS, SweepData, load_sweep
-from biollm_platform.results.comparison import ComparisonResult, StatsSettings, compare_metrics
-from biollm_platform.results.metrics import DEFAULT_METRICS, MetricSpec, metric_spec
-from biollm_platform.results.pairing import pair_trials
-from biollm_platform.results.plots import plot_deltas, plot_learning_curve, plot_slopes
-from biollm_platform.results.report import write_paired_csv, write_report_md, write_summary_json
+from biollm_platform.results.comparison import ComparisonResult, StatsSettings, compare_all
+from biollm_platform.results.leaderboard import Leaderboard, build_leaderboard
+from biollm_platform.results.metrics import DEFAULT_METRICS, LEADERBOARD_METRICS, MetricSpec, metric_spec
+from biollm_platform.results.pairing import axis_values, pair_trials
 
 COMPARISON_DIR = "comparison"
-_GENERATED = ("paired_deltas.csv", "summary.json", "report.md", "deltas.png", "slope_*.png", "curve_*.png")
+_GENERATED = ("paired_deltas.csv", "leaderboard.csv", "summary.json", "report.md", "*.png")
 
 
-def _check_arguments(sweep: SweepData, treatment: str, control: str, pair_by: Sequence[str]) -> None:
-    if treatment == control:
-        raise UserError(f"--treatment and --control are both {treatment!r}; expected two different modes")
-    modes = sorted({str(trial.mode) for trial in sweep.trials})
-    for option, mode in (("--treatment", treatment), ("--control", control)):
-        if sweep.trials and mode not in modes:
-            raise UserError(
-                f"{option} {mode!r}: no trial of {sweep.sweep_dir} has that mode; "
-                f"modes present: {', '.join(modes)}"
-            )
-    axes = sorted({axis for trial in sweep.trials for axis in trial.axes})
-    for axis in pair_by:
-        if sweep.trials and axis not in axes:
-            raise UserError(
-                f"--pair-by {axis!r}: no trial of {sweep.sweep_dir} has that axis; axes: {', '.join(axes)}"
-            )
+def _arm(value: Any, axis: str) -> Any:
+    """An axis value as the trials record it: numbers given as text compare as numbers; the seed's
+    sleep|nosleep name methods."""
+    if axis == "method":
+        return SEED_MODES.get(value, value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+    return value
+
+
+def _arms(sweep: SweepData, axis: str, control: Any, treatment: Any | None, pair_by: Sequence[str]) -> list[Any]:
+    """[control, treatments...] after checking each names something in the sweep."""
+    axes = sorted({a for trial in sweep.trials for a in trial.axes})
+    if sweep.trials and axis not in axes:
+        raise UserError(f"--axis {axis!r}: no trial of {sweep.sweep_dir} has that axis; axes: {', '.join(axes)}")
+    for name in pair_by:
+        if sweep.trials and name not in axes:
+            raise UserError(f"--pair-by {name!r}: no trial of {sweep.sweep_dir} has that axis; axes: {', '.join(axes)}")
+        if name == axis:
+            raise UserError(f"--pair-by {name!r} is the compared axis itself; pair by another axis (seed)")
+    values = axis_values(sweep.trials, axis)
+    shown = ", ".join(map(str, values))
+    for option, value in (("--control", control), ("--treatment", treatment)):
+        if value is not None and sweep.trials and value not in values:
+            raise UserError(f"{option} {value!r}: no trial of {sweep.sweep_dir} has {axis}={value!r}; values present: {shown}")
+    if treatment is not None and treatment == control:
+        raise UserError(f"--treatment and --control are both {treatment!r}; expected two different values of {axis}")
+    treatments = [treatment] if treatment is not None else [v for v in values if v != control]
+    return [control, *treatments]
 
 
 def _select_metrics(sweep: SweepData, names: Sequence[str] | None, notes: list[str]) -> list[MetricSpec]:
@@ -57,13 +76,27 @@ def _select_metrics(sweep: SweepData, names: Sequence[str] | None, notes: list[s
                     if isinstance(value, int | float) and not isinstance(value, bool)
                 )
                 raise UserError(
-                    f"--metric {name!r}: no trial's summary.json has that key; "
-                    f"numeric keys: {', '.join(dict.fromkeys(numeric))}"
+                    f"--metric {name!r}: no trial's summary.json has that key; numeric keys: {', '.join(dict.fromkeys(numeric))}"
                 )
             notes.append(f"default metric {name!r} is in no trial's summary.json; skipped")
             continue
         selected.append(metric_spec(name))
     return selected
+
+
+EQUAL_MEMORY_METRICS = ("final_seen_acc_avg", "anytime_acc")
+
+
+def equal_memory_groups(board: Leaderboard) -> list[list[Any]]:
+    """Arms that keep the same number of episodes (more than none), in the leaderboard's order: the
+    comparisons a fair claim is made from (cls against er and derpp at replay.capacity)."""
+    groups: dict[tuple[Any, float], list[Any]] = {}
+    for condition in board.conditions:
+        for arm in board.arms:
+            episodes = board.cell(condition, arm, "memory_episodes").mean
+            if episodes:
+                groups.setdefault((condition, episodes), []).append(arm)
+    return [arms for arms in groups.values() if len(arms) > 1]
 
 
 def _clear_previous(output_dir: Path) -> None:
@@ -73,40 +106,24 @@ def _clear_previous(output_dir: Path) -> None:
             path.unlink()
 
 
-def _file_slug(name: str) -> str:
+def file_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def _write_plots(result: ComparisonResult, output_dir: Path, curve_metrics: Sequence[str]) -> list[Path]:
-    treatment, control = result.treatment, result.control
-    written = []
-    if result.comparisons:
-        written.append(plot_deltas(result.comparisons, treatment, control, output_dir / "deltas.png"))
-    for name in result.metric_names():
-        group = [c for c in result.comparisons if c.metric.name == name]
-        written.append(plot_slopes(group, treatment, control, output_dir / f"slope_{_file_slug(name)}.png"))
-    condition_axes = sorted({axis for pair in result.pairing.pairs for axis, _ in pair.condition})
-    usable = [trial for trial in result.sweep.trials if trial.usable]
-    for name in curve_metrics:
-        path = output_dir / f"curve_{_file_slug(name)}.png"
-        if plot_learning_curve(usable, name, treatment, control, condition_axes, path) is None:
-            result.notes.append(f"no usable trial's metrics.jsonl has {name!r}: no learning curve for it")
-        else:
-            written.append(path)
-    return written
-
-
-def write_comparison(
-    result: ComparisonResult, output_dir: Path, curve_metrics: Sequence[str], plots: bool = True
-) -> None:
+def write_comparison(result: ComparisonResult, output_dir: Path, curve_metrics: Sequence[str], plots: bool = True) -> None:
     """Write every file of the comparison into ``output_dir`` (PNGs unless ``plots`` is False)."""
+    from biollm_platform.results.report import write_leaderboard_csv, write_paired_csv, write_report_md, write_summary_json
+
     output_dir.mkdir(parents=True, exist_ok=True)
     _clear_previous(output_dir)
     result.output_dir = output_dir
     files = result.files
     files.append(write_paired_csv(result, output_dir / "paired_deltas.csv"))
+    files.append(write_leaderboard_csv(result, output_dir / "leaderboard.csv"))
     if plots:
-        files.extend(_write_plots(result, output_dir, curve_metrics))
+        from biollm_platform.results.figures import write_figures  # matplotlib only when drawing
+
+        files.extend(write_figures(result, output_dir, curve_metrics))
     # The report and summary list the files, so they are written last (summary.json lists report.md too).
     report = output_dir / "report.md"
     files.append(report)
@@ -119,35 +136,42 @@ def write_comparison(
 def aggregate_sweep(
     sweep_dir: Path,
     metrics: Sequence[str] | None = None,
-    treatment: str = "sleep",
-    control: str = "nosleep",
+    treatment: Any | None = None,
+    control: Any = DEFAULT_CONTROL,
     pair_by: Sequence[str] = ("seed",),
     *,
+    axis: str = "method",
     curve_metrics: Sequence[str] = DEFAULT_CURVE_METRICS,
     settings: StatsSettings | None = None,
     write: bool = True,
     plots: bool = True,
 ) -> ComparisonResult:
-    """Compare ``treatment`` with ``control`` over the paired trials of the sweep at ``sweep_dir``.
+    """Compare every value of ``axis`` (or only ``treatment``) with ``control`` over the paired trials.
 
     Writes ``<sweep_dir>/comparison/`` unless ``write`` is False (without PNGs when ``plots`` is
-    False). Raises UserError for a directory
-    that is not a sweep or for options that match nothing in it; problems with single trials are
-    recorded in the result instead.
+    False). Raises UserError for a directory that is not a sweep or for options that match nothing in
+    it; problems with single trials are recorded in the result instead.
     """
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise UserError(f"{sweep_dir}: no such sweep directory")
     sweep = load_sweep(sweep_dir, curve_metrics)
-    _check_arguments(sweep, treatment, control, pair_by)
+    control = _arm(control, axis)
+    treatment = None if treatment is None else _arm(treatment, axis)
+    arms = _arms(sweep, axis, control, treatment, pair_by)
     notes: list[str] = []
     selected = _select_metrics(sweep, metrics, notes)
     settings = settings or StatsSettings()
-    pairing = pair_trials(sweep.trials, treatment, control, pair_by)
-    comparisons = compare_metrics(pairing, selected, settings)
-    result = ComparisonResult(
-        sweep, treatment, control, tuple(pair_by), pairing, comparisons, settings, notes
-    )
+    pairings = {arm: pair_trials(sweep.trials, arm, control, pair_by, axis) for arm in arms[1:]}
+    comparisons = compare_all(pairings, selected, settings)
+    board_metrics = [metric_spec(n) for n in dict.fromkeys([*(m.name for m in selected), *LEADERBOARD_METRICS])]
+    board_metrics = [m for m in board_metrics if any(m.name in (t.summary or {}) for t in sweep.trials)]
+    leaderboard = build_leaderboard(sweep.trials, axis, arms, pair_by, board_metrics, settings.level)
+    result = ComparisonResult(sweep, axis, control, arms[1:], tuple(pair_by), pairings, comparisons, settings, leaderboard, notes=notes)
+    memory_pairings = {(a, b): pair_trials(sweep.trials, a, b, pair_by, axis)
+                       for group in equal_memory_groups(leaderboard) for a, b in itertools.combinations(group, 2)}
+    headline = [m for m in selected if m.name in EQUAL_MEMORY_METRICS]
+    result.equal_memory = compare_all(memory_pairings, headline, settings) if memory_pairings else []
     if write:
         write_comparison(result, sweep_dir / COMPARISON_DIR, curve_metrics, plots)
     return result

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from biollm_core.errors import UserError
+from biollm_core.methods.registry import SEED_MODES
 
-DEFAULT_CURVE_METRICS: tuple[str, ...] = ("old_task_loss", "seen_acc")
+DEFAULT_CURVE_METRICS: tuple[str, ...] = ("seen_acc", "base_seen_acc", "old_task_loss")
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,6 @@ class TrialRecord:
     """One trial as read from disk. ``summary`` is None when the trial failed or is incomplete."""
 
     trial_id: str
-    mode: str | None
     axes: dict[str, Any]
     state: str
     out_dir: Path
@@ -41,10 +41,15 @@ class TrialRecord:
     failure: str | None = None  # why the trial cannot be used, None when it can
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # metric -> [(step, value)]
     task_starts: list[tuple[int, int]] = field(default_factory=list)  # [(first step, task_id)]
+    sleep_steps: list[int] = field(default_factory=list)  # steps at which a sleep ran (methods that sleep)
 
     @property
     def usable(self) -> bool:
         return self.summary is not None and self.failure is None
+
+    @property
+    def method(self) -> str | None:
+        return self.axes.get("method")
 
 
 @dataclass
@@ -91,15 +96,18 @@ def load_manifest(sweep_dir: Path) -> dict[str, Any]:
 
 def _read_curves(
     path: Path, curve_metrics: Sequence[str], trial_id: str, problems: list[Problem]
-) -> tuple[dict[str, list[tuple[int, float]]], list[tuple[int, int]]]:
-    """Per-step series of ``curve_metrics`` and the steps where the task changes, from metrics.jsonl."""
+) -> tuple[dict[str, list[tuple[int, float]]], list[tuple[int, int]], list[int]]:
+    """Per-step series of ``curve_metrics``, the steps where the task changes and the steps where a sleep
+    ran (``sleep_count`` grew), from metrics.jsonl."""
     curves: dict[str, list[tuple[int, float]]] = {name: [] for name in curve_metrics}
     task_starts: list[tuple[int, int]] = []
+    sleeps: list[int] = []
     if not path.is_file():
         problems.append(
             Problem(path, f"{path}: file not found (no learning curves for this trial)", trial_id)
         )
-        return curves, task_starts
+        return curves, task_starts, sleeps
+    slept = 0
     with path.open(encoding="utf-8", errors="replace") as lines:
         for line_number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -116,11 +124,15 @@ def _read_curves(
             task_id = record.get("task_id")
             if isinstance(task_id, int) and (not task_starts or task_starts[-1][1] != task_id):
                 task_starts.append((step, task_id))
+            count = record.get("sleep_count")
+            if isinstance(count, int) and count > slept:
+                sleeps.append(step)
+                slept = count
             for name in curve_metrics:
                 value = record.get(name)
                 if isinstance(value, int | float) and math.isfinite(value):
                     curves[name].append((step, float(value)))
-    return curves, task_starts
+    return curves, task_starts, sleeps
 
 
 def _read_trial(
@@ -134,12 +146,15 @@ def _read_trial(
         return None
     trial_id = entry["trial_id"]
     axes = dict(entry.get("axes") or {})
-    for key in ("seed", "mode"):  # the top-level copies are authoritative if the axes lack them
+    for key in ("seed", "method"):  # the top-level copies are authoritative if the axes lack them
         if key in entry and key not in axes:
             axes[key] = entry[key]
+    if "mode" in axes and "method" not in axes:  # a sweep written before methods: the seed's spelling
+        mode = axes.pop("mode")
+        axes["method"] = SEED_MODES.get(mode, mode)
     out_dir = sweep_dir / str(entry.get("out_dir") or trial_id)
     state = str(entry.get("state") or "UNKNOWN")
-    trial = TrialRecord(trial_id, axes.get("mode"), axes, state, out_dir, summary=None)
+    trial = TrialRecord(trial_id, axes, state, out_dir, summary=None)
     summary_path = out_dir / "summary.json"
     if state == "ERROR":
         error = str(entry.get("error") or "no error message recorded").strip().splitlines()
@@ -156,7 +171,7 @@ def _read_trial(
         else:
             trial.summary = summary
     if trial.usable:
-        trial.curves, trial.task_starts = _read_curves(
+        trial.curves, trial.task_starts, trial.sleep_steps = _read_curves(
             out_dir / "metrics.jsonl", curve_metrics, trial_id, problems
         )
     return trial

@@ -1,6 +1,7 @@
-"""Pair treatment and control trials: same ``pair_by`` values (the seed) and every other axis held equal.
+"""Pair treatment and control trials: two values of one axis (the method, or any grid axis), the same
+``pair_by`` values (the seed) and every other axis held equal.
 
-The axes other than the mode and ``pair_by`` define a *condition* (say ``experts.num_experts=64``);
+The axes other than the compared axis and ``pair_by`` define a *condition* (say ``experts.num_experts=64``);
 pairs are compared within their condition, never pooled across conditions. Every usable trial that
 does not end up in a pair is returned with the reason, so nothing is silently dropped.
 """
@@ -22,7 +23,7 @@ Assignment = tuple[tuple[str, Any], ...]  # sorted (axis, value) items: hashable
 class Pair:
     """A treatment trial and its control, with the axes they share."""
 
-    condition: Assignment  # axes other than mode and pair_by
+    condition: Assignment  # axes other than the compared one and pair_by
     key: Assignment  # the pair_by axes, e.g. (("seed", 7),)
     treatment: TrialRecord
     control: TrialRecord
@@ -69,14 +70,19 @@ def _hashable(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool | None) else json.dumps(value, sort_keys=True)
 
 
+def axis_values(trials: Sequence[TrialRecord], axis: str) -> list[Any]:
+    """The distinct values of ``axis`` over the trials, in the order they first appear."""
+    return list(dict.fromkeys(_hashable(t.axes[axis]) for t in trials if axis in t.axes))
+
+
 def pair_trials(
     trials: Sequence[TrialRecord],
-    treatment: str = "sleep",
-    control: str = "nosleep",
+    treatment: Any,
+    control: Any,
     pair_by: Sequence[str] = ("seed",),
-    mode_axis: str = "mode",
+    axis: str = "method",
 ) -> Pairing:
-    """Pair the usable trials of modes ``treatment`` and ``control``.
+    """Pair the usable trials whose ``axis`` is ``treatment`` with those whose ``axis`` is ``control``.
 
     Failed trials are never paired; a usable trial whose partner failed, is missing from the
     sweep, is ambiguous (two candidates) or lacks a ``pair_by`` axis is returned as unpaired.
@@ -84,14 +90,10 @@ def pair_trials(
     unpaired: list[UnpairedTrial] = []
     groups: dict[Assignment, dict[str, list[TrialRecord]]] = defaultdict(lambda: defaultdict(list))
     for trial in trials:
-        mode = trial.axes.get(mode_axis)
-        if mode not in (treatment, control):
-            if trial.usable:
-                unpaired.append(
-                    UnpairedTrial(trial, f"{mode_axis}={mode!r} is neither {treatment!r} nor {control!r}")
-                )
-            continue
-        missing = [axis for axis in pair_by if axis not in trial.axes]
+        arm = _hashable(trial.axes.get(axis))
+        if arm not in (treatment, control):
+            continue  # another arm of the axis: compared in its own pairing
+        missing = [name for name in pair_by if name not in trial.axes]
         if missing:
             if trial.usable:
                 unpaired.append(
@@ -99,31 +101,31 @@ def pair_trials(
                 )
             continue
         shared = tuple(
-            sorted((axis, _hashable(value)) for axis, value in trial.axes.items() if axis != mode_axis)
+            sorted((name, _hashable(value)) for name, value in trial.axes.items() if name != axis)
         )
-        groups[shared][mode].append(trial)
+        groups[shared][arm].append(trial)
 
     pairs: list[Pair] = []
-    for shared, by_mode in groups.items():
-        key = tuple((axis, value) for axis, value in shared if axis in pair_by)
-        condition = tuple((axis, value) for axis, value in shared if axis not in pair_by)
-        usable = {mode: [t for t in by_mode.get(mode, []) if t.usable] for mode in (treatment, control)}
+    for shared, by_arm in groups.items():
+        key = tuple((name, value) for name, value in shared if name in pair_by)
+        condition = tuple((name, value) for name, value in shared if name not in pair_by)
+        usable = {arm: [t for t in by_arm.get(arm, []) if t.usable] for arm in (treatment, control)}
         if len(usable[treatment]) == 1 and len(usable[control]) == 1:
             pairs.append(Pair(condition, key, usable[treatment][0], usable[control][0]))
             continue
         where = describe(shared)
-        for mode, other in ((treatment, control), (control, treatment)):
-            for trial in usable[mode]:
-                if len(usable[mode]) > 1:
-                    ids = ", ".join(t.trial_id for t in usable[mode])
+        for arm, other in ((treatment, control), (control, treatment)):
+            for trial in usable[arm]:
+                if len(usable[arm]) > 1:
+                    ids = ", ".join(t.trial_id for t in usable[arm])
                     reason = (
-                        f"{len(usable[mode])} {mode} trials share {where} ({ids}); cannot pair unambiguously"
+                        f"{len(usable[arm])} {arm} trials share {where} ({ids}); cannot pair unambiguously"
                     )
                 elif len(usable[other]) > 1:
                     ids = ", ".join(t.trial_id for t in usable[other])
                     reason = f"several {other} trials share {where} ({ids}); cannot pair unambiguously"
-                elif by_mode.get(other):
-                    failed = ", ".join(t.trial_id for t in by_mode[other])
+                elif by_arm.get(other):
+                    failed = ", ".join(t.trial_id for t in by_arm[other])
                     reason = f"its {other} partner {failed} failed"
                 else:
                     reason = f"no {other} trial with {where} in the sweep"

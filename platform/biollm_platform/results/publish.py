@@ -2,7 +2,7 @@
 
 The analysis run is grouped with the sweep's trials and holds:
 
-- ``statistics``: a table with one row per (condition, metric) from comparison/summary.json;
+- ``statistics``: a table with one row per (treatment, condition, metric) from comparison/summary.json;
 - ``paired_deltas``: comparison/paired_deltas.csv as a table;
 - ``figures/<name>``: every comparison/*.png as an image (``figures/deltas`` is the delta chart);
 - the headline numbers in its summary (``<metric>/mean_delta``, ``/p_value``, ``/d_z``);
@@ -32,9 +32,9 @@ from biollm_core.redaction import redact
 from biollm_platform.tracking.mode import resolve_wandb_mode
 
 COMPARISON_DIR = "comparison"
-STATISTICS_COLUMNS = ["condition", "metric", "better", "n", "control_mean", "treatment_mean", "mean_delta",
-                      "sd_delta", "t_ci_low", "t_ci_high", "bootstrap_ci_low", "bootstrap_ci_high", "p_value",
-                      "d_z", "favours"]
+STATISTICS_COLUMNS = ["treatment", "control", "condition", "metric", "better", "n", "control_mean", "treatment_mean",
+                      "mean_delta", "sd_delta", "t_ci_low", "t_ci_high", "bootstrap_ci_low", "bootstrap_ci_high",
+                      "p_value", "t_p_value", "t_p_holm", "d_z", "verdict"]
 
 
 @dataclass
@@ -63,32 +63,35 @@ def _interval(value: Any) -> tuple[float | None, float | None]:
 
 
 def statistics_rows(summary: dict[str, Any]) -> list[list[Any]]:
-    """One row per (condition, metric) of summary.json, in ``STATISTICS_COLUMNS`` order."""
-    treatment, control = summary.get("treatment", "treatment"), summary.get("control", "control")
+    """One row per (treatment, condition, metric) of summary.json, in ``STATISTICS_COLUMNS`` order."""
     rows = []
-    for condition in summary.get("conditions", []):
-        for name, entry in condition.get("metrics", {}).items():
+    for comparison in summary.get("comparisons", []):
+        treatment, control = comparison.get("treatment"), comparison.get("control")
+        for name, entry in comparison.get("metrics", {}).items():
             side = entry.get("favours")
-            favours = {"treatment": treatment, "control": control}.get(side or "", side)
+            verdict = {"treatment": f"{treatment} better", "control": f"{control} better"}.get(side or "", side)
             rows.append([
-                condition.get("label", ""), name, entry.get("better"), entry.get("n"),
+                str(treatment), str(control), comparison.get("label", ""), name, entry.get("better"), entry.get("n"),
                 _number(entry.get("control_mean")), _number(entry.get("treatment_mean")),
                 _number(entry.get("mean_delta")), _number(entry.get("sd_delta")),
                 *_interval(entry.get("t_ci")), *_interval(entry.get("bootstrap_ci")),
-                _number(entry.get("p_value")), _number(entry.get("d_z")), favours,
+                _number(entry.get("p_value")), _number(entry.get("t_p_value")), _number(entry.get("t_p_holm")),
+                _number(entry.get("d_z")), verdict,
             ])
     return rows
 
 
 def headline_summary(summary: dict[str, Any]) -> dict[str, float | None]:
-    """``<metric>/mean_delta``, ``/p_value``, ``/d_z`` (prefixed by the condition when there are several)."""
-    conditions = summary.get("conditions", [])
+    """``<treatment>/<metric>/mean_delta``, ``/p_value``, ``/t_p_holm``, ``/d_z`` (with the condition when
+    there are several)."""
+    comparisons = summary.get("comparisons", [])
     values: dict[str, float | None] = {"n_pairs": _number(summary.get("n_pairs")),
                                        "n_trials": _number(summary.get("n_trials"))}
-    for condition in conditions:
-        prefix = f"{condition.get('label', '')}/" if len(conditions) > 1 else ""
-        for name, entry in condition.get("metrics", {}).items():
-            for statistic in ("mean_delta", "p_value", "d_z"):
+    labels = {c.get("label", "") for c in comparisons}
+    for comparison in comparisons:
+        prefix = f"{comparison.get('treatment')}/" + (f"{comparison.get('label', '')}/" if len(labels) > 1 else "")
+        for name, entry in comparison.get("metrics", {}).items():
+            for statistic in ("mean_delta", "p_value", "t_p_holm", "d_z"):
                 values[f"{prefix}{name}/{statistic}"] = _number(entry.get(statistic))
     return values
 
@@ -186,7 +189,7 @@ def publish_sweep(sweep_dir: Path, entity: str | None, project: str, mode: str =
         run = wandb.init(
             project=project, entity=entity, name=f"{sweep_id}-analysis", group=sweep_id, job_type="analysis",
             dir=str(comparison), mode=resolution.mode,
-            config=redact({"sweep_id": sweep_id, "treatment": summary.get("treatment"),
+            config=redact({"sweep_id": sweep_id, "axis": summary.get("axis"), "treatments": summary.get("treatments"),
                            "control": summary.get("control"), "pair_by": summary.get("pair_by"),
                            "statistics": summary.get("statistics", {})}),
             settings=wandb.Settings(console="off", reinit="create_new"),
@@ -205,8 +208,8 @@ def publish_sweep(sweep_dir: Path, entity: str | None, project: str, mode: str =
             run.summary.update(headline_summary(summary))
             artifact_name = "comparison-" + re.sub(r"[^A-Za-z0-9_.-]", "-", sweep_id)  # W&B's name rules
             artifact = wandb.Artifact(artifact_name, type="analysis",
-                                      description=f"{summary.get('treatment')} vs {summary.get('control')}: "
-                                                  f"paired deltas of sweep {sweep_id}")
+                                      description=f"{summary.get('axis')} against {summary.get('control')}: "
+                                                  f"leaderboard and paired deltas of sweep {sweep_id}")
             for file in sorted(p for p in comparison.iterdir() if p.is_file()):
                 artifact.add_file(str(file), name=file.name)
             run.log_artifact(artifact)

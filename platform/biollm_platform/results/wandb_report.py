@@ -1,7 +1,7 @@
 """The W&B Report of a published sweep, built with the ``wandb-workspaces`` reports API (online only).
 
 Sections: the statistics table (markdown from summary.json, and the analysis run's ``statistics``
-table), per-mode panels over the sweep's trial runs (runs grouped by ``config.mode``: learning
+table), per-method panels over the sweep's trial runs (runs grouped by ``config.method.name``: learning
 curves against ``step`` and the compared summary metrics), and the delta chart (the analysis run's
 ``figures/*`` images).
 
@@ -40,21 +40,24 @@ def build_report(*, entity: str | None, project: str, sweep_id: str, summary: di
         raise UserError("the W&B Report needs the wandb-workspaces package (`uv add wandb-workspaces`); "
                         "the analysis run was published") from None
     owner = {"entity": entity} if entity else {}  # default: the API key's entity
-    metrics = list(dict.fromkeys(name for condition in summary.get("conditions", [])
-                                 for name in condition.get("metrics", {})))
-    trials = wr.Runset(**owner, project=project, name=f"trials of {sweep_id}", groupby=["config.mode"],
+    metrics = list(dict.fromkeys(name for comparison in summary.get("comparisons", [])
+                                 for name in comparison.get("metrics", {})))
+    axis = summary.get("axis", "method")
+    group_key = "config.method.name" if axis == "method" else f"config.{axis}"
+    trials = wr.Runset(**owner, project=project, name=f"trials of {sweep_id}", groupby=[group_key],
                        filters=[expr.Metric("Group") == sweep_id, expr.Metric("JobType") == "train"])
     analysis = wr.Runset(**owner, project=project, name=f"analysis of {sweep_id}",
                          filters=[expr.Metric("Group") == sweep_id, expr.Metric("JobType") == "analysis"])
-    treatment, control = summary.get("treatment", "sleep"), summary.get("control", "nosleep")
+    control = summary.get("control")
+    treatments = ", ".join(map(str, summary.get("treatments", [])))
     plots = [f"figures/{Path(name).stem}" for name in summary.get("files", []) if name.endswith(".png")]
-    figures = sorted(plots, key=lambda key: key != "figures/deltas")  # the delta chart first
-    by_mode = {"groupby_aggfunc": "mean", "groupby_rangefunc": "stderr"}  # the runset groups runs by mode
+    figures = sorted(plots, key=lambda key: key != "figures/leaderboard")  # the leaderboard chart first
+    by_arm = {"groupby_aggfunc": "mean", "groupby_rangefunc": "stderr"}  # the runset groups runs by the axis
     report = wr.Report(
         **owner,
         project=project,
-        title=f"{treatment} vs {control}: sweep {sweep_id}",
-        description=f"Paired deltas ({treatment} - {control}) over {summary.get('n_pairs')} pairs, "
+        title=f"{axis}: {treatments} vs {control}, sweep {sweep_id}",
+        description=f"Leaderboard and paired deltas against {control} over {summary.get('n_pairs')} pairs, "
                     f"published by `biollm results publish`.",
         blocks=[
             wr.H1(text="Statistics"),
@@ -63,10 +66,10 @@ def build_report(*, entity: str | None, project: str, sweep_id: str, summary: di
                 wr.WeavePanelSummaryTable(table_name="statistics", layout=wr.Layout(w=24, h=10)),
                 wr.WeavePanelSummaryTable(table_name="paired_deltas", layout=wr.Layout(w=24, h=10)),
             ]),
-            wr.H1(text="Per mode"),
+            wr.H1(text=f"Per {axis}"),
             wr.PanelGrid(runsets=[trials], panels=[
-                *[wr.LinePlot(title=name, x="step", y=[name], **by_mode) for name in CURVE_METRICS],
-                *[wr.BarPlot(title=name, metrics=[name], **by_mode) for name in metrics],
+                *[wr.LinePlot(title=name, x="step", y=[name], **by_arm) for name in CURVE_METRICS],
+                *[wr.BarPlot(title=name, metrics=[name], **by_arm) for name in metrics],
             ]),
             wr.H1(text="Deltas"),
             wr.PanelGrid(runsets=[analysis], panels=[

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from biollm_core.config.schema import RunConfig
 from biollm_core.errors import UserError
+from biollm_core.methods.registry import SECTIONS
 
 from .schema import SweepSpec, axis_line
 
@@ -30,7 +31,7 @@ class TrialSpec:
     """One cell of the grid: what to run and where its artifacts go (relative to the sweep dir)."""
 
     trial_id: str
-    mode: str
+    method: str
     seed: int
     axes: dict[str, Any]
     overrides: list[str]
@@ -49,6 +50,10 @@ class TrialSpec:
         return cls(**data)
 
 
+METHOD_AXIS = "method"
+SEED_MODE_AXIS = "mode"  # the seed's spelling of the method axis (sleep, nosleep)
+
+
 def format_value(value: Any) -> str:
     """A grid value in the override form the config loader reads (`true`, `null`, `[a,b]`, `0.1`)."""
     if isinstance(value, str):
@@ -57,20 +62,28 @@ def format_value(value: Any) -> str:
 
 
 def check_config_key(key: str) -> None:
-    """Raise ValueError unless ``key`` (dotted, aliases allowed) names a field of the run config."""
-    model: type[BaseModel] | None = RunConfig
+    """Raise ValueError unless ``key`` (dotted, aliases allowed) names a field of the run config.
+
+    `mode` (the seed's method axis) is one; under `method` a key of any method's section is one (the
+    trial's own method then validates it)."""
+    if key == SEED_MODE_AXIS:
+        return
+    models: list[type[BaseModel]] = [RunConfig]
     walked: list[str] = []
     for part in key.split("."):
-        if model is None:
+        if not models:
             raise ValueError(f"`{'.'.join(walked)}` is a value, it has no key `{part}`")
-        fields = {name: f for name, f in model.model_fields.items()}
-        fields.update({f.alias: f for f in model.model_fields.values() if f.alias})
+        fields = {name: f for model in models for name, f in model.model_fields.items()}
+        fields.update({f.alias: f for model in models for f in model.model_fields.values() if f.alias})
         if part not in fields:
             where = ".".join(walked) or "the run config"
-            known = ", ".join(sorted(model.model_fields))
+            known = ", ".join(sorted({name for model in models for name in model.model_fields}))
             raise ValueError(f"`{key}` is not a config key: {where} has no `{part}` (known: {known})")
         annotation = fields[part].annotation
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        if walked == [] and part == METHOD_AXIS:
+            models = list(SECTIONS.values())
+        else:
+            models = [annotation] if isinstance(annotation, type) and issubclass(annotation, BaseModel) else []
         walked.append(part)
 
 
@@ -94,8 +107,8 @@ def local_path_overrides(config: RunConfig, cwd: Path) -> list[str]:
     return out
 
 
-def _trial_id(mode: str, seed: int, extra: dict[str, Any]) -> str:
-    parts = [f"{mode}-seed{seed}"] + [f"{key}={format_value(value)}" for key, value in extra.items()]
+def _trial_id(method: str, seed: int, extra: dict[str, Any]) -> str:
+    parts = [f"{method}-seed{seed}"] + [f"{key}={format_value(value)}" for key, value in extra.items()]
     return re.sub(r"[^A-Za-z0-9_.=,+\-\[\]]", "_", "-".join(parts))
 
 
@@ -152,14 +165,16 @@ def expand(
         if local := local_path_overrides(config, Path.cwd()):
             overrides.extend(local)
             config = load_config(overrides=overrides, override_files=[Path(f) for f in files])
-        extra = {k: v for k, v in axes.items() if k not in ("seed", "mode")}
-        trial_id = _trial_id(config.mode, config.seed, extra)
+        extra = {k: v for k, v in axes.items() if k not in ("seed", METHOD_AXIS, SEED_MODE_AXIS)}
+        trial_id = _trial_id(config.method.name, config.seed, extra)
         if extra and config.logging.run_name is None:
             overrides.append(f"logging.run_name={trial_id}")
             config = load_config(overrides=overrides, override_files=[Path(f) for f in files])
-        axes = {"seed": config.seed, "mode": config.mode, **axes}
+        # Axes name the method by its registered name, whichever spelling the grid used.
+        rest = {k: v for k, v in axes.items() if k not in ("seed", METHOD_AXIS, SEED_MODE_AXIS)}
+        axes = {"seed": config.seed, METHOD_AXIS: config.method.name, **rest}
         trials.append(
-            TrialSpec(trial_id, config.mode, config.seed, axes, overrides, files, config_to_dict(config))
+            TrialSpec(trial_id, config.method.name, config.seed, axes, overrides, files, config_to_dict(config))
         )
     ids = [t.trial_id for t in trials]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

@@ -29,10 +29,10 @@ def now() -> str:
 class TrialRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    trial_id: str = Field(description="<mode>-seed<seed>[-<axis>=<value>...]")
-    mode: str = Field(description="sleep or nosleep.")
+    trial_id: str = Field(description="<method>-seed<seed>[-<axis>=<value>...]")
+    method: str = Field(description="The continual method (biollm_core.methods registry name).")
     seed: int = Field(description="The trial's seed.")
-    axes: dict[str, Any] = Field(description="Grid axis (dotted key) -> value, seed and mode included.")
+    axes: dict[str, Any] = Field(description="Grid axis (dotted key) -> value, seed and method included.")
     state: TrialState = Field("PENDING", description="PENDING, RUNNING, TERMINATED or ERROR.")
     out_dir: str = Field(description="Trial artifacts, relative to the sweep directory.")
     started_at: str | None = Field(None, description="ISO time the last attempt started.")

@@ -112,7 +112,7 @@ def submit_job(
         storage=remote_dir,
         trials=[
             TrialRecord(
-                trial_id=t.trial_id, mode=t.mode, seed=t.seed, axes=t.axes, out_dir=t.out_dir, config=t.config
+                trial_id=t.trial_id, method=t.method, seed=t.seed, axes=t.axes, out_dir=t.out_dir, config=t.config
             )
             for t in prepared.trials
         ],

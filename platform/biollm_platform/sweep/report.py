@@ -16,12 +16,13 @@ from .schema import SweepSpec
 
 FIGURES = (
     "final_seen_acc_avg",
+    "anytime_acc",
     "final_forgetting",
     "final_bwt",
-    "seen_acc_auc",
     "final_base_seen_acc_avg",
+    "memory_episodes",
+    "samples_processed",
     "sleep_count",
-    "steps",
     "wall_time_s",
 )
 
@@ -40,7 +41,7 @@ def summary_table(sweep_dir: Path, manifest: Manifest) -> Table:
     summaries = trial_summaries(sweep_dir, manifest)
     table = Table(title=f"{manifest.sweep_id}: per-trial summary")
     for column in ("trial", "state", *FIGURES):
-        table.add_column(column, justify="left" if column in ("trial", "state") else "right")
+        table.add_column(column, justify="left" if column in ("trial", "state") else "right", no_wrap=column == "trial")
     for record in manifest.trials:
         summary = summaries.get(record.trial_id, {})
         cells = [
@@ -62,11 +63,15 @@ def print_results(sweep_dir: Path, spec: SweepSpec, manifest: Manifest, console:
         return
     compare = spec.compare
     try:
-        metrics = None if compare.metric in DEFAULT_METRICS else [compare.metric]
+        metrics = None if compare.metric in DEFAULT_METRICS else [compare.metric, *DEFAULT_METRICS]
         result = aggregate.aggregate_sweep(
-            sweep_dir, metrics, compare.treatment, compare.control, (compare.pair_by,)
+            sweep_dir, metrics, compare.treatment, compare.control, (compare.pair_by,), axis=compare.axis
         )
     except UserError as error:
         console.print(f"[yellow]no paired comparison:[/] {error}")
         return
-    print_comparison(result, console)
+    print_comparison(result, console, details=False)
+    from biollm_platform.results.report import headline
+
+    for line in headline(result, compare.metric):
+        console.print(line.removeprefix("- ").replace("**", "").replace("`", ""), highlight=False)

@@ -21,8 +21,9 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from biollm_core.errors import UserError
+from biollm_core.methods.registry import SEED_MODES
 
-from .expand import TrialSpec, expand
+from .expand import METHOD_AXIS, SEED_MODE_AXIS, TrialSpec, expand
 from .local_ray import DRIVER_RESOURCE, RayHandle, connect
 from .manifest import Manifest, TrialRecord, now, read_manifest, write_manifest
 from .progress import make_tracker
@@ -80,10 +81,12 @@ def prepare(
     if resources is not spec.resources:
         updates["resources"] = resources
     if only:
-        modes = spec.grid.get("mode", ["sleep", "nosleep"])
-        if only not in modes:
-            raise UserError(f"--only {only}: the grid's modes are {modes}")
-        updates["grid"] = {**spec.grid, "mode": [only]}
+        axis = next((a for a in (METHOD_AXIS, SEED_MODE_AXIS) if a in spec.grid), None)
+        values = [SEED_MODES.get(v, v) if axis == SEED_MODE_AXIS else v for v in spec.grid.get(axis, [])]
+        if only not in values:
+            raise UserError(f"--only {only}: the grid's methods are {', '.join(map(str, values)) or 'not an axis'}")
+        grid = {k: v for k, v in spec.grid.items() if k != SEED_MODE_AXIS}
+        updates["grid"] = {**grid, METHOD_AXIS: [only]}
     if storage:
         updates["storage"] = storage
     spec = spec.model_copy(update=updates)
@@ -124,7 +127,7 @@ def create_sweep_dir(prepared: PreparedSweep, address: str | None) -> Manifest:
         storage=None if prepared.trial_root == str(sweep_dir) else prepared.trial_root,
         trials=[
             TrialRecord(
-                trial_id=t.trial_id, mode=t.mode, seed=t.seed, axes=t.axes, out_dir=t.out_dir, config=t.config
+                trial_id=t.trial_id, method=t.method, seed=t.seed, axes=t.axes, out_dir=t.out_dir, config=t.config
             )
             for t in prepared.trials
         ],

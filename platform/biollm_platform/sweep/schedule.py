@@ -12,21 +12,28 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from biollm_core.methods.registry import INFO
+
 from .expand import TrialSpec
 
 
 def expected_steps(config: Mapping[str, Any]) -> float:
-    """A trial's optimizer steps estimated from its resolved run config (0 when the config says too little).
+    """A trial's cost in training-step equivalents, from its resolved run config (0 when it says too little).
 
-    Wake steps: ``train.max_steps``, else ``benchmark.num_tasks * benchmark.switch_every``. A ``sleep``
-    trial adds one sleep of ``consolidation.max_sleep_steps`` per ``consolidation.sleep_min_interval``
-    wake steps (the most the scheduler allows).
+    Training steps: ``train.max_steps``, else ``benchmark.num_tasks * benchmark.switch_every``, times the
+    method's relative cost per step (``MethodInfo.step_cost``: replayed batches, a teacher's forward
+    pass). A method that sleeps adds one sleep of ``consolidation.max_sleep_steps`` per
+    ``consolidation.sleep_min_interval`` steps (the most the scheduler allows).
     """
     train, bench, sleep = config.get("train") or {}, config.get("benchmark") or {}, config.get("consolidation") or {}
     wake = train.get("max_steps") or (bench.get("num_tasks") or 0) * (bench.get("switch_every") or 0)
-    if config.get("mode") != "sleep" or not sleep.get("sleep_min_interval"):
+    info = INFO.get((config.get("method") or {}).get("name", ""))
+    if info is None:
         return float(wake)
-    return float(wake + math.ceil(wake / sleep["sleep_min_interval"]) * (sleep.get("max_sleep_steps") or 0))
+    cost = wake * info.step_cost
+    if info.consolidates_in_sleep and sleep.get("sleep_min_interval"):
+        cost += math.ceil(wake / sleep["sleep_min_interval"]) * (sleep.get("max_sleep_steps") or 0)
+    return float(cost)
 
 
 def longest_first(trials: Sequence[TrialSpec]) -> list[TrialSpec]:

@@ -14,8 +14,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from biollm_core.errors import UserError
+from biollm_core.methods.registry import DEFAULT_CONTROL, SEED_MODES
 
-GridValue = str | int | float | bool | None | list[str | int | float | bool]
+Scalar = str | int | float | bool | None
+# A mapping sets several keys under the axis at once: `method: [cls, {name: ewc, lambda: 1.0e+7}]`
+# gives one method its own settings (its trials are still named and paired by the method's name).
+GridValue = Scalar | list[str | int | float | bool] | dict[str, Scalar | list[str | int | float | bool]]
 
 
 class _Section(BaseModel):
@@ -82,11 +86,28 @@ class Wandb(_Section):
 
 class Compare(_Section):
     metric: str = Field(
-        "final_seen_acc_avg", description="summary.json key compared between treatment and control."
+        "final_seen_acc_avg", description="summary.json key of the headline comparison printed at the end."
     )
-    treatment: str = Field("sleep", description="Mode (or axis value) of the treatment arm.")
-    control: str = Field("nosleep", description="Mode (or axis value) of the control arm.")
+    axis: str = Field("method", description="The grid axis whose values are compared (any axis: method, a config key).")
+    control: str | bool | int | float = Field(DEFAULT_CONTROL, description="The axis value every other one is compared with.")
+    treatment: str | bool | int | float | None = Field(
+        None, description="Compare only this value with the control; null = every other value of the axis."
+    )
     pair_by: str = Field("seed", description="Axis that pairs a treatment trial with its control trial.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_spellings(cls, data: Any) -> Any:
+        """The seed's `mode` axis and its values (sleep, nosleep) name methods (cls, nosleep)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("axis", "method") in ("mode", "method"):
+            data["axis"] = "method"
+            for key in ("treatment", "control"):
+                if isinstance(data.get(key), str):
+                    data[key] = SEED_MODES.get(data[key], data[key])
+        return data
 
 
 class SweepSpec(_Section):
@@ -96,7 +117,9 @@ class SweepSpec(_Section):
     description: str = Field("", description="Free text shown by `biollm sweep list`.")
     base: BaseRun = Field(default_factory=BaseRun, description="The run config every trial starts from.")
     grid: dict[str, list[GridValue]] = Field(
-        ..., description="Axes: run-config key -> values; trials are the product (seed and mode included)."
+        ..., description="Axes: run-config key -> values; trials are the product (seed and method included: "
+        "`method: [cls, er]`; the seed's `mode: [sleep, nosleep]` means method cls, nosleep). A mapping value "
+        "sets keys below the axis together: `method: [cls, {name: ewc, lambda: 1.0e+7}]`."
     )
     resources: Resources = Field(
         default_factory=Resources, description="Resources of one trial and the concurrency limit."
@@ -111,7 +134,8 @@ class SweepSpec(_Section):
     )
     wandb: Wandb = Field(default_factory=Wandb, description="Weights & Biases settings for every trial.")
     compare: Compare = Field(
-        default_factory=Compare, description="The paired comparison printed at the end of the sweep."
+        default_factory=Compare,
+        description="The paired comparison printed at the end of the sweep: every value of `axis` against `control`.",
     )
 
     @field_validator("grid")

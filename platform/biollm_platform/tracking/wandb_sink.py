@@ -212,7 +212,7 @@ def wandb_sink_from_config(
     if not logging_config.use_wandb or rank != 0:
         return None
     name = (run_name or logging_config.wandb_run_name or logging_config.run_name
-            or f"{run_config.get('mode')}-seed{run_config.get('seed')}")
+            or f"{(run_config.get('method') or {}).get('name')}-seed{run_config.get('seed')}")
     return WandbSink(
         project=logging_config.wandb_project,
         entity=logging_config.wandb_entity or os.environ.get("WANDB_ENTITY") or None,

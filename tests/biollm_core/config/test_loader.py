@@ -35,14 +35,9 @@ def test_every_preset_loads_and_validates(group: str, name: str) -> None:
 
 def test_defaults_are_the_tiny_toy_setup() -> None:
     composed = compose_config()
-    assert composed.groups == {"model": "tiny_transformer", "benchmark": "toy", "train": "default"}
+    assert composed.groups == {"model": "tiny_transformer", "benchmark": "toy", "train": "default", "method": "cls"}
     config = load_config()
-    assert (config.model.provider, config.benchmark.name, config.mode, config.seed) == (
-        "tiny",
-        "toy",
-        "sleep",
-        7,
-    )
+    assert (config.model.provider, config.benchmark.name, config.method.name, config.seed) == ("tiny", "toy", "cls", 7)
 
 
 def test_cpu_preset_is_the_spec_8b_setup_with_the_tuned_sleep() -> None:
@@ -105,14 +100,16 @@ def test_later_files_win(tmp_path: Path) -> None:
 
 
 def test_top_level_and_list_overrides() -> None:
-    config = load_config(["mode=nosleep", "seed=42", "logging.wandb_tags=[cls,sleep]", "ewc.lambda=1e-3"])
-    assert (config.mode, config.seed, config.logging.wandb_tags) == ("nosleep", 42, ["cls", "sleep"])
+    config = load_config(["method=nosleep", "seed=42", "logging.wandb_tags=[cls,sleep]", "ewc.lambda=1e-3"])
+    assert (config.method.name, config.seed, config.logging.wandb_tags) == ("nosleep", 42, ["cls", "sleep"])
     assert config.ewc.lambda_ == 1e-3
     assert load_config(["ewc.lambda_=5"]).ewc.lambda_ == 5.0
 
 
 def test_seed_aliases() -> None:
-    assert load_config(["train.ablation_no_sleep=true"]).mode == "nosleep"
+    assert load_config(["train.ablation_no_sleep=true"]).method.name == "nosleep"
+    assert load_config(["mode=nosleep"]).method.name == "nosleep"  # the seed's spellings
+    assert load_config(["mode=sleep"]).method.name == "cls"
     assert load_config(["consolidation.refresh=false"]).consolidation.refresh.policy == "off"
     assert load_config(["consolidation.refresh.policy=off"]).consolidation.refresh.policy == "off"
 
@@ -159,8 +156,9 @@ def test_top_k_above_num_experts_names_the_section() -> None:
 
 
 def test_every_problem_gets_its_own_line() -> None:
-    lines = _error(["experts.num_experts=0", "replay.batch_sise=2", "mode=awake"]).splitlines()
-    assert [line.split(":")[0].split(" ")[0] for line in lines] == ["mode", "experts.num_experts", "unknown"]
+    lines = _error(["experts.num_experts=0", "replay.batch_sise=2", "method.alpha=1"]).splitlines()
+    assert [line.split(":")[0].split(" ")[0] for line in lines] == ["unknown", "experts.num_experts", "unknown"]
+    assert lines[0] == "unknown key 'method.alpha' (valid keys in 'method': name) (from override 'method.alpha=1')"
 
 
 def test_yaml_file_errors_carry_file_and_line(tmp_path: Path) -> None:

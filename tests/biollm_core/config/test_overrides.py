@@ -11,7 +11,8 @@ from biollm_core.errors import UserError
     [
         ("experts.num_experts=64", ("experts", "num_experts"), 64),
         ("seed=42", ("seed",), 42),
-        ("mode=nosleep", ("mode",), "nosleep"),
+        ("mode=nosleep", ("method",), "nosleep"),  # the seed's spelling of the method group
+        ("mode=sleep", ("method",), "cls"),
         ("train.amp_enabled=true", ("train", "amp_enabled"), True),
         ("experts.fast_lr=1e-3", ("experts", "fast_lr"), 1e-3),
         ("model.hf_revision=null", ("model", "hf_revision"), None),
@@ -34,7 +35,8 @@ def test_parse_override(text: str, path: tuple[str, ...], value: object) -> None
 def test_group_selection_needs_a_group_name_and_text() -> None:
     assert parse_override("train=rtx4070").group == "train"
     assert parse_override("model=hf_causal_lm").group == "model"
-    assert parse_override("mode=nosleep").group is None
+    assert parse_override("mode=nosleep").group == "method"
+    assert parse_override("seed=3").group is None
     assert parse_override("train={batch_size: 8}").group is None
     assert parse_override("train.batch_size=8").group is None
 

@@ -20,14 +20,16 @@ def test_valid_data_gives_a_run_config() -> None:
 def test_file_origins_prefix_and_other_origins_suffix() -> None:
     origins = {
         ("seed",): Origin("run.yaml:4", is_file=True),
-        ("mode",): Origin("override 'mode=x'", is_file=False),
+        ("method", "name"): Origin("override 'method.name=x'", is_file=False),
     }
-    lines = _message({"seed": "x", "mode": "x"}, origins).splitlines()
+    lines = _message({"seed": "x", "method": {"name": "x"}}, origins).splitlines()
     assert (
         lines[0]
         == "run.yaml:4: seed: input should be a valid integer, unable to parse string as an integer, got 'x'"
     )
-    assert lines[1] == "mode: input should be 'sleep' or 'nosleep', got 'x' (from override 'mode=x')"
+    assert lines[1] == (
+        "method: unknown method 'x' (methods: cls, nosleep, finetune, ewc, lwf, er, derpp, joint) (from override 'method.name=x')"
+    )
 
 
 def test_section_error_takes_the_latest_origin_below_it() -> None:

@@ -71,7 +71,7 @@ def test_wake_sleep_refresh_on_generated_instructions(
 
     # sleep trained the consolidated parameters and nothing else
     final = sorted((tmp_path / "checkpoints").iterdir())[-1] / "state.pt"
-    trained = torch.load(final, weights_only=True)["neocortex"]
+    trained = torch.load(final, weights_only=True)["method"]["neocortex"]
     initial = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).state_dict()
     changed = {name for name, value in initial.items() if not torch.equal(trained[f"model.{name}"], value)}
     if model == "qwen2":  # consolidate_top_blocks=1 of 4

@@ -16,6 +16,7 @@ TINY = ["train=cpu", "benchmark.heldout_size=8", "benchmark.num_tasks=2", "repla
         "train.batch_size=4", "train.eval_batch_size=8"]
 KEYS = ("plain_step_ms", "wake_step_ms", "sleep_step_ms", "sleep_replay_batch_step_ms", "eval_pass_ms",
         "wake_ratio", "sleep_ratio", "replay_bytes_per_episode", "peak_memory_bytes")
+METHODS = ("cls", "nosleep", "finetune", "ewc", "lwf", "er", "derpp", "joint")
 
 
 def test_bench_engine_figures_are_consistent() -> None:
@@ -23,7 +24,7 @@ def test_bench_engine_figures_are_consistent() -> None:
     for key in KEYS:
         assert result[key] > 0, key
     samples = result["samples_ms"]
-    assert len(samples["plain"]) == len(samples["wake"]) == len(samples["sleep"]) == 3 and len(samples["eval"]) == 2
+    assert len(samples["plain"]) == len(samples["step"]) == len(samples["sleep"]) == 3 and len(samples["eval"]) == 2
     assert result["plain_step_ms"] == statistics.median(samples["plain"])
     assert result["wake_ratio"] == pytest.approx(result["wake_step_ms"] / result["plain_step_ms"])
     assert result["sleep_ratio"] == pytest.approx(result["sleep_step_ms"] / result["plain_step_ms"])
@@ -49,3 +50,13 @@ def test_cli_json_and_table() -> None:
     assert "wake/plain" in table.stdout and "replay buffer" in table.stdout and "process peak RSS" in table.stdout
     bad = runner.invoke(app, ["bench", "engine", "experts.num_expertz=3"])
     assert bad.exit_code == 2 and "num_expertz" in bad.output
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_is_timed_with_the_runners_builder(method: str) -> None:
+    result = bench_engine(load_config([*TINY, f"method={method}"]), repeats=1, warmup=0, eval_repeats=1)
+    assert result["method"] == method and result["step_ms"] > 0 and result["plain_step_ms"] > 0
+    assert result["step_ratio"] == pytest.approx(result["step_ms"] / result["plain_step_ms"])
+    assert ("sleep_ratio" in result) == (method == "cls")  # only the CLS learner has a sleep phase
+    if method in ("cls", "er", "derpp"):  # equal episodic memory: replay.capacity
+        assert result["memory_episodes"] == 64 and result["replay_capacity"] == 64

@@ -103,7 +103,7 @@ def test_fixed_cost_refuses_unfinished_trials(tmp_path: Path) -> None:
 
 def test_sequential_arm_runs_biollm_train_per_trial(repo_root: Path, tmp_path: Path) -> None:
     spec = yaml.safe_load((repo_root / "sweeps" / "toy_smoke.yaml").read_text())
-    spec["grid"] = {"seed": [7], "mode": ["nosleep"]}
+    spec["grid"] = {"seed": [7], "method": ["nosleep"]}
     spec["base"]["overrides"] += TINY
     sweep_file = tmp_path / "tiny.yaml"
     sweep_file.write_text(yaml.safe_dump(spec))
@@ -114,12 +114,12 @@ def test_sequential_arm_runs_biollm_train_per_trial(repo_root: Path, tmp_path: P
     times = run_sequential(trials, tmp_path / "out", on_trial=lambda trial_id, s: seen.append(trial_id))
     assert list(times) == seen == ["nosleep-seed7"] and times["nosleep-seed7"] > 0
     summary = json.loads((tmp_path / "out" / "nosleep-seed7" / "summary.json").read_text())
-    assert summary["mode"] == "nosleep" and summary["seed"] == 7 and summary["steps"] > 0
+    assert summary["method"] == "nosleep" and summary["seed"] == 7 and summary["steps"] > 0
 
 
 def test_sequential_arm_reports_a_failing_trial(repo_root: Path, tmp_path: Path) -> None:
     spec = yaml.safe_load((repo_root / "sweeps" / "toy_smoke.yaml").read_text())
-    spec["grid"] = {"seed": [7], "mode": ["nosleep"]}
+    spec["grid"] = {"seed": [7], "method": ["nosleep"]}
     sweep_file = tmp_path / "tiny.yaml"
     sweep_file.write_text(yaml.safe_dump(spec))
     (trial,) = expand(load_sweep(sweep_file), sweep_file, "bench-test")

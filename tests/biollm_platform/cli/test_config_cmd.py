@@ -17,12 +17,20 @@ runner = CliRunner()
 def test_show_prints_the_resolved_config_as_yaml(tmp_path: Path) -> None:
     result = runner.invoke(app, ["config", "show", "train=cpu", "mode=nosleep", "ewc.lambda=2"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("# presets: model=tiny_transformer benchmark=toy train=cpu\n")
+    assert result.stdout.startswith("# presets: model=tiny_transformer benchmark=toy train=cpu method=nosleep\n")
     data = yaml.safe_load(result.stdout)
-    assert (data["device"], data["mode"], data["ewc"]["lambda"]) == ("cpu", "nosleep", 2.0)
+    assert (data["device"], data["method"], data["ewc"]["lambda"]) == ("cpu", {"name": "nosleep"}, 2.0)
     shown = tmp_path / "shown.yaml"  # what `config show` prints loads back as an override file
     shown.write_text(result.stdout)
     assert load_config(override_files=[shown]) == load_config(["train=cpu", "mode=nosleep", "ewc.lambda=2"])
+
+
+def test_show_a_method_shows_its_resolved_section() -> None:
+    result = runner.invoke(app, ["config", "show", "--json", "method=derpp", "method.alpha=0.3"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["method"] == {"name": "derpp", "alpha": 0.3, "beta": 0.5, "replay_batch_size": None}
+    presets = runner.invoke(app, ["config", "presets"])
+    assert "derpp" in presets.stdout and "joint" in presets.stdout
 
 
 def test_show_json_and_files(tmp_path: Path) -> None:

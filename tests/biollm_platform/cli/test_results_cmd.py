@@ -13,9 +13,9 @@ from biollm_platform.cli.results import app, resolve_sweep_dir
 
 
 def write_sweep(root: Path, sweep_id: str = "toy-1") -> Path:
-    """Two seeds x sleep/nosleep with two metrics: deltas of final_seen_acc_avg are 0.5 and 0.75."""
+    """Two seeds x cls/nosleep with two metrics: deltas of final_seen_acc_avg are 0.5 and 0.75."""
     sweep_dir = root / sweep_id
-    values = {("sleep", 7): 1.0, ("nosleep", 7): 0.5, ("sleep", 42): 0.875, ("nosleep", 42): 0.125}
+    values = {("cls", 7): 1.0, ("nosleep", 7): 0.5, ("cls", 42): 0.875, ("nosleep", 42): 0.125}
     trials = []
     for (mode, seed), accuracy in values.items():
         out = sweep_dir / f"{mode}-seed{seed}"
@@ -23,7 +23,7 @@ def write_sweep(root: Path, sweep_id: str = "toy-1") -> Path:
         summary = {
             "final_seen_acc_avg": accuracy,
             "final_forgetting": 1.0 - accuracy,
-            "mode": mode,
+            "method": mode,
             "seed": seed,
         }
         (out / "summary.json").write_text(json.dumps(summary))
@@ -34,9 +34,9 @@ def write_sweep(root: Path, sweep_id: str = "toy-1") -> Path:
         trials.append(
             {
                 "trial_id": out.name,
-                "mode": mode,
+                "method": mode,
                 "seed": seed,
-                "axes": {"mode": mode, "seed": seed},
+                "axes": {"method": mode, "seed": seed},
                 "state": "TERMINATED",
                 "out_dir": out.name,
                 "error": None,
@@ -63,8 +63,9 @@ def test_aggregate_by_id_prints_table_and_writes_files(tmp_path: Path) -> None:
     assert "2 pairs by seed" in result.output
     assert "final_seen_acc_avg ↑" in result.output and "+0.625" in result.output  # mean of 0.5 and 0.75
     summary = json.loads((sweep_dir / "comparison" / "summary.json").read_text())
-    assert summary["conditions"][0]["metrics"]["final_seen_acc_avg"]["mean_delta"] == 0.625
-    assert (sweep_dir / "comparison" / "deltas.png").stat().st_size > 0
+    assert summary["comparisons"][0]["metrics"]["final_seen_acc_avg"]["mean_delta"] == 0.625
+    assert "not significant (n = 2 < 5: no claim)" in result.output
+    assert (sweep_dir / "comparison" / "leaderboard.png").stat().st_size > 0
 
 
 def test_aggregate_by_directory_with_swapped_roles(tmp_path: Path) -> None:
@@ -77,7 +78,7 @@ def test_aggregate_by_directory_with_swapped_roles(tmp_path: Path) -> None:
             "--treatment",
             "nosleep",
             "--control",
-            "sleep",
+            "cls",
             "-m",
             "final_seen_acc_avg",
             "--bootstrap",
@@ -87,7 +88,7 @@ def test_aggregate_by_directory_with_swapped_roles(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "-0.625" in result.output
     summary = json.loads((sweep_dir / "comparison" / "summary.json").read_text())
-    assert summary["treatment"] == "nosleep" and summary["statistics"]["bootstrap_resamples"] == 500
+    assert summary["treatments"] == ["nosleep"] and summary["statistics"]["bootstrap_resamples"] == 500
 
 
 def test_unknown_sweep_is_a_user_error_naming_both_places(tmp_path: Path) -> None:

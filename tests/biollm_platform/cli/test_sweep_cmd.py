@@ -85,8 +85,8 @@ def test_dry_run_prints_every_resolved_trial(repo_root: Path, tmp_path: Path, ca
         monkeypatch,
     )
     assert code == 0
-    assert "3 trials: nosleep-seed7, nosleep-seed42, nosleep-seed123" in out
-    assert out.count("max_steps: 50") == 3 and "mode: sleep" not in out
+    assert "5 trials: nosleep-seed7, nosleep-seed42, nosleep-seed123, nosleep-seed1, nosleep-seed2" in out
+    assert out.count("max_steps: 50") == 5 and "name: cls" not in out
     assert not (tmp_path / "outputs").exists()
 
 

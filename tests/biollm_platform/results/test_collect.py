@@ -14,14 +14,14 @@ from biollm_platform.results.collect import load_sweep
 
 def test_reads_every_trial(toy_sweep: Path, factory: ModuleType) -> None:
     sweep = load_sweep(toy_sweep)
-    assert sweep.sweep_id == "toy-20250101" and sweep.name == "toy_ablation"
+    assert sweep.sweep_id == "toy-20250101" and sweep.name == "toy_methods"
     assert [t.trial_id for t in sweep.trials] == [
-        f"{m}-seed{s}" for s in factory.SEEDS for m in ("sleep", "nosleep")
+        f"{m}-seed{s}" for s in factory.SEEDS for m in factory.METHODS
     ]
     assert sweep.problems == []
     trial = sweep.trials[0]
-    assert trial.usable and trial.mode == "sleep" and trial.axes == {"mode": "sleep", "seed": 7}
-    assert trial.summary["final_seen_acc_avg"] == factory.KNOWN["final_seen_acc_avg"]["sleep"][0]
+    assert trial.usable and trial.method == "cls" and trial.axes == {"method": "cls", "seed": 7}
+    assert trial.summary["final_seen_acc_avg"] == factory.KNOWN["final_seen_acc_avg"]["cls"][0]
     assert len(trial.curves["old_task_loss"]) == factory.STEPS_PER_TASK * factory.TASKS
     assert [step for step, _ in trial.curves["seen_acc"]][:2] == [10, 20]  # eval points only
     assert trial.task_starts == [(1, 0), (51, 1), (101, 2), (151, 3)]
@@ -37,11 +37,11 @@ def test_corrupted_summary_is_a_problem_with_its_path(toy_sweep: Path) -> None:
     [problem] = sweep.problems
     assert problem.path == broken and problem.trial_id == "nosleep-seed42"
     assert problem.message.startswith(f"{broken}:2:")  # file:line:column of the damage
-    assert sum(t.usable for t in sweep.trials) == 5
+    assert sum(t.usable for t in sweep.trials) == 14  # of 15
 
 
 def test_summary_that_is_not_an_object_is_a_problem(toy_sweep: Path) -> None:
-    path = toy_sweep / "sleep-seed7" / "summary.json"
+    path = toy_sweep / "cls-seed7" / "summary.json"
     path.write_text("[1, 2]")
     sweep = load_sweep(toy_sweep)
     assert not sweep.trials[0].usable
@@ -63,7 +63,7 @@ def test_error_state_and_missing_summary_are_failures(toy_sweep: Path, factory: 
 
 
 def test_damaged_metrics_lines_are_skipped_and_reported(toy_sweep: Path, factory: ModuleType) -> None:
-    path = toy_sweep / "sleep-seed7" / "metrics.jsonl"
+    path = toy_sweep / "cls-seed7" / "metrics.jsonl"
     with path.open("a") as handle:
         handle.write('{"step": 201, "old_task_lo')  # a run killed mid-line
     sweep = load_sweep(toy_sweep)

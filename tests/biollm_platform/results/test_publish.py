@@ -22,25 +22,25 @@ from biollm_platform.tracking.offline_reader import find_wandb_files, read_offli
 FAKE_KEY = "0123456789abcdef" * 2 + "fedcba98"
 
 SUMMARY = {
-    "sweep_id": "toy-1", "treatment": "sleep", "control": "nosleep", "pair_by": ["seed"],
+    "sweep_id": "toy-1", "axis": "method", "treatments": ["cls"], "control": "nosleep", "pair_by": ["seed"],
     "statistics": {"confidence_level": 0.95}, "n_trials": 4, "n_pairs": 2,
-    "conditions": [{
-        "condition": {}, "label": "all trials", "n_pairs": 2,
+    "comparisons": [{
+        "treatment": "cls", "control": "nosleep", "condition": {}, "label": "all", "n_pairs": 2,
         "metrics": {
             "final_seen_acc_avg": {"better": "higher", "n": 2, "control_mean": 0.25, "treatment_mean": 0.95,
                                    "mean_delta": 0.7, "sd_delta": 0.1, "t_ci": [-0.2, 1.6],
-                                   "bootstrap_ci": [0.6, 0.8], "p_value": 0.5, "d_z": 7.0,
-                                   "favours": "treatment"},
-            "seen_acc_auc": {"better": "higher", "n": 2, "control_mean": 0.5, "treatment_mean": 0.75,
-                             "mean_delta": 0.25, "sd_delta": 0.0, "t_ci": [0.25, 0.25], "bootstrap_ci": None,
-                             "p_value": 0.5, "d_z": "inf", "favours": "treatment"},
+                                   "bootstrap_ci": [0.6, 0.8], "p_value": 0.5, "t_p_value": 0.06, "t_p_holm": 0.06,
+                                   "d_z": 7.0, "favours": "not significant"},
+            "avg_incremental_acc": {"better": "higher", "n": 2, "control_mean": 0.5, "treatment_mean": 0.75,
+                                    "mean_delta": 0.25, "sd_delta": 0.0, "t_ci": [0.25, 0.25], "bootstrap_ci": None,
+                                    "p_value": 0.5, "t_p_value": 0.0, "t_p_holm": 0.0, "d_z": "inf", "favours": "treatment"},
         },
     }],
     "files": ["deltas.png", "paired_deltas.csv"],
 }
-CSV = ("metric,seed,treatment_trial,control_trial,treatment_value,control_value,delta\n"
-       "final_seen_acc_avg,7,sleep-seed7,nosleep-seed7,0.9,0.3,0.6\n"
-       "final_seen_acc_avg,42,sleep-seed42,nosleep-seed42,1.0,0.2,0.8\n")
+CSV = ("metric,treatment,control,seed,treatment_trial,control_trial,treatment_value,control_value,delta\n"
+       "final_seen_acc_avg,cls,nosleep,7,cls-seed7,nosleep-seed7,0.9,0.3,0.6\n"
+       "final_seen_acc_avg,cls,nosleep,42,cls-seed42,nosleep-seed42,1.0,0.2,0.8\n")
 
 
 pytestmark = pytest.mark.usefixtures("wandb_env")  # tests/biollm_platform/conftest.py
@@ -66,12 +66,12 @@ def _table(run_dir: Path, summary_entry: dict) -> dict:
 
 def test_statistics_rows_from_summary_json():
     rows = statistics_rows(SUMMARY)
-    assert [row[:2] for row in rows] == [["all trials", "final_seen_acc_avg"], ["all trials", "seen_acc_auc"]]
+    assert [row[:4] for row in rows] == [["cls", "nosleep", "all", "final_seen_acc_avg"], ["cls", "nosleep", "all", "avg_incremental_acc"]]
     first = dict(zip(STATISTICS_COLUMNS, rows[0], strict=True))
     assert (first["mean_delta"], first["t_ci_low"], first["t_ci_high"]) == (0.7, -0.2, 1.6)
-    assert first["favours"] == "sleep"
+    assert first["verdict"] == "not significant" and first["t_p_holm"] == 0.06
     second = dict(zip(STATISTICS_COLUMNS, rows[1], strict=True))
-    assert second["d_z"] == float("inf") and second["bootstrap_ci_low"] is None
+    assert second["d_z"] == float("inf") and second["bootstrap_ci_low"] is None and second["verdict"] == "cls better"
 
 
 def test_publish_offline_writes_an_analysis_run(fake_sweep: Path):
@@ -81,16 +81,16 @@ def test_publish_offline_writes_an_analysis_run(fake_sweep: Path):
     assert find_wandb_files(fake_sweep) == [next(result.run_dir.glob("run-*.wandb"))]
     run = read_offline_run(result.run_dir)
     assert (run.job_type, run.group, run.name, run.exit_code) == ("analysis", "toy-1", "toy-1-analysis", 0)
-    assert run.config["sweep_id"] == "toy-1" and run.config["treatment"] == "sleep"
+    assert run.config["sweep_id"] == "toy-1" and run.config["treatments"] == ["cls"] and run.config["axis"] == "method"
 
     statistics = _table(result.run_dir, run.summary["statistics"])
     assert statistics["columns"] == STATISTICS_COLUMNS and len(statistics["data"]) == 2
-    assert statistics["data"][0][:7] == ["all trials", "final_seen_acc_avg", "higher", 2, 0.25, 0.95, 0.7]
+    assert statistics["data"][0][:9] == ["cls", "nosleep", "all", "final_seen_acc_avg", "higher", 2, 0.25, 0.95, 0.7]
     deltas = _table(result.run_dir, run.summary["paired_deltas"])
     assert deltas["columns"][0] == "metric" and [row[-1] for row in deltas["data"]] == [0.6, 0.8]
     image = run.summary["figures/deltas"]
     assert image["_type"] == "image-file" and (result.run_dir / "files" / image["path"]).is_file()
-    assert run.summary["final_seen_acc_avg/mean_delta"] == 0.7 and run.summary["n_pairs"] == 2
+    assert run.summary["cls/final_seen_acc_avg/mean_delta"] == 0.7 and run.summary["n_pairs"] == 2
 
     (artifact,) = [a for a in run.artifacts if a.type == "analysis"]
     assert artifact.name == "comparison-toy-1"
@@ -106,8 +106,9 @@ def test_publish_aggregates_a_sweep_without_comparison(toy_sweep: Path):
     result = publish_sweep(toy_sweep, entity="lab", project="biollm-test", mode="offline")
     assert (toy_sweep / "comparison" / "summary.json").is_file()
     run = read_offline_run(result.run_dir)
-    assert run.summary["final_seen_acc_avg/mean_delta"] == pytest.approx(0.7)
-    assert "figures/deltas" in run.summary
+    assert run.summary["cls/final_seen_acc_avg/mean_delta"] == pytest.approx(0.7)
+    assert run.summary["er/final_seen_acc_avg/mean_delta"] == pytest.approx(0.02)
+    assert "figures/deltas" in run.summary and "figures/leaderboard" in run.summary
     assert len(_table(result.run_dir, run.summary["paired_deltas"])["data"]) >= 3
 
 

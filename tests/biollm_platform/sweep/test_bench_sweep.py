@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 def test_fixed_costs_of_a_real_sweep(reference_run: Path) -> None:
     costs = fixed_costs(reference_run)
-    assert set(costs) == {"sleep-seed7", "nosleep-seed7"}
+    assert set(costs) == {"cls-seed7", "nosleep-seed7"}
     for cost in costs.values():
         assert cost["start_s"] > 0 and cost["end_s"] > 0
         assert cost["total_s"] == pytest.approx(cost["start_s"] + cost["end_s"])
@@ -37,7 +37,7 @@ def test_train_local_executor_gives_the_reference_figures_longest_trial_first(
         "workers_per_trial": 1, "cpus_per_worker": 1, "gpus_per_worker": 0, "executor": "train_local",
         "max_concurrent_trials": 1,
     }
-    grid = {"seed": [7], "mode": ["nosleep", "sleep"]}  # nosleep first in the grid, sleep is the longer trial
+    grid = {"seed": [7], "method": ["nosleep", "cls"]}  # nosleep first in the grid, cls is the longer trial
     sweep_file = tiny_sweep_file(repo_root, clean_dir, resources=resources, grid=grid)
     result = CliRunner().invoke(app, ["submit", str(sweep_file), "--address", ray_cluster])
     assert result.exit_code == 0, result.output
@@ -47,9 +47,9 @@ def test_train_local_executor_gives_the_reference_figures_longest_trial_first(
     for trial in manifest["trials"]:
         assert trial["state"] == "TERMINATED" and trial["step"] is not None  # Tune got the reports
         assert figures(sweep_dir / trial["out_dir"]) == figures(reference_run / trial["out_dir"])
-    assert set(fixed_costs(sweep_dir)) == {"sleep-seed7", "nosleep-seed7"}
+    assert set(fixed_costs(sweep_dir)) == {"cls-seed7", "nosleep-seed7"}
     started = {t["trial_id"]: t["started_at"] for t in manifest["trials"]}
-    assert started["sleep-seed7"] < started["nosleep-seed7"]  # one at a time, the longest expected first
+    assert started["cls-seed7"] < started["nosleep-seed7"]  # one at a time, the longest expected first
 
 
 def test_train_local_refuses_several_workers(repo_root: Path, clean_dir: Path) -> None:

@@ -11,35 +11,46 @@ from biollm_platform.sweep.expand import check_config_key, expand, format_value
 from biollm_platform.sweep.schema import load_sweep, parse_sweep
 
 
-def test_toy_ablation_is_three_seeds_by_two_modes(repo_root: Path) -> None:
+def test_toy_ablation_is_five_seeds_by_two_methods(repo_root: Path) -> None:
     path = repo_root / "sweeps" / "toy_ablation.yaml"
     trials = expand(load_sweep(path), path, "sid")
-    assert [t.trial_id for t in trials] == [
-        "sleep-seed7",
-        "nosleep-seed7",
-        "sleep-seed42",
-        "nosleep-seed42",
-        "sleep-seed123",
-        "nosleep-seed123",
-    ]
+    assert [t.trial_id for t in trials] == [f"{m}-seed{s}" for s in (7, 42, 123, 1, 2) for m in ("cls", "nosleep")]
     for trial in trials:
-        assert (trial.config["seed"], trial.config["mode"]) == (trial.seed, trial.mode)
-        assert trial.axes == {"seed": trial.seed, "mode": trial.mode}
+        assert (trial.config["seed"], trial.config["method"]["name"]) == (trial.seed, trial.method)
+        assert trial.axes == {"seed": trial.seed, "method": trial.method}
         assert trial.config["device"] == "cpu" and trial.out_dir == trial.trial_id
+
+
+def test_the_seed_mode_axis_names_methods_and_method_keys_are_axes(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ngrid:\n  seed: [1]\n  mode: [sleep, nosleep]\n")
+    assert [(t.trial_id, t.axes) for t in expand(load_sweep(path), path, "sid")] == [
+        ("cls-seed1", {"seed": 1, "method": "cls"}), ("nosleep-seed1", {"seed": 1, "method": "nosleep"})]
+    path.write_text("name: s\ngrid:\n  seed: [1]\n  method: [ewc]\n  method.lambda: [10, 1000]\n")
+    trials = expand(load_sweep(path), path, "sid")
+    assert [t.config["method"]["lambda"] for t in trials] == [10.0, 1000.0]
+    assert trials[1].trial_id == "ewc-seed1-method.lambda=1000"
+    path.write_text("name: s\ngrid:\n  seed: [1]\n  method: [cls, {name: ewc, lambda: 1.0e+9}]\n")
+    assert [(t.trial_id, t.axes, t.config["method"].get("lambda")) for t in expand(load_sweep(path), path, "sid")] == [
+        ("cls-seed1", {"seed": 1, "method": "cls"}, None), ("ewc-seed1", {"seed": 1, "method": "ewc"}, 1e9)]
+    path.write_text("name: s\ngrid:\n  seed: [1]\n  method: [cls, ewc]\n  method.lambda: [10]\n")
+    refused = r"s.yaml:\d+: trial \{'seed': 1, 'method': 'cls', 'method.lambda': 10\}: unknown key 'method.lambda'"
+    with pytest.raises(UserError, match=refused):
+        expand(load_sweep(path), path, "sid")
 
 
 def test_extra_axis_and_cli_overrides(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(
-        "name: s\nbase:\n  overrides: [train=cpu]\ngrid:\n  mode: [sleep]\n  seed: [1, 2]\n"
+        "name: s\nbase:\n  overrides: [train=cpu]\ngrid:\n  method: [cls]\n  seed: [1, 2]\n"
         "  experts.num_experts: [4, 8]\n  ewc.lambda: [0.0]\n"
     )
     trials = expand(load_sweep(path), path, "sid", ("train.max_steps=30",))
     assert [t.trial_id for t in trials] == [
-        "sleep-seed1-experts.num_experts=4-ewc.lambda=0.0",
-        "sleep-seed1-experts.num_experts=8-ewc.lambda=0.0",
-        "sleep-seed2-experts.num_experts=4-ewc.lambda=0.0",
-        "sleep-seed2-experts.num_experts=8-ewc.lambda=0.0",
+        "cls-seed1-experts.num_experts=4-ewc.lambda=0.0",
+        "cls-seed1-experts.num_experts=8-ewc.lambda=0.0",
+        "cls-seed2-experts.num_experts=4-ewc.lambda=0.0",
+        "cls-seed2-experts.num_experts=8-ewc.lambda=0.0",
     ]
     assert [t.config["experts"]["num_experts"] for t in trials] == [4, 8, 4, 8]
     assert all(t.config["train"]["max_steps"] == 30 and t.config["ewc"]["lambda"] == 0.0 for t in trials)
@@ -65,10 +76,15 @@ def test_config_keys() -> None:
     check_config_key("experts.num_experts")
     check_config_key("ewc.lambda")  # by alias
     check_config_key("train")  # a config group
+    check_config_key("method")
+    check_config_key("mode")  # the seed's spelling of method
+    check_config_key("method.alpha")  # a key of a method's section (lwf, derpp)
     with pytest.raises(ValueError, match="experts has no `num`"):
         check_config_key("experts.num")
     with pytest.raises(ValueError, match="`seed` is a value"):
         check_config_key("seed.x")
+    with pytest.raises(ValueError, match="method has no `alpah`"):
+        check_config_key("method.alpah")
 
 
 def test_format_value() -> None:

@@ -19,14 +19,14 @@ pytestmark = [pytest.mark.ray]
 
 @pytest.mark.slow
 def test_dead_worker_is_retried_from_its_checkpoint(reference_run: Path) -> None:
-    """reference_run injects the fault: sleep-seed7's worker exits at step 7 (retries: 1)."""
+    """reference_run injects the fault: cls-seed7's worker exits at step 7 (retries: 1)."""
     manifest = read_manifest(reference_run)
     assert {t.trial_id: (t.state, t.attempts) for t in manifest.trials} == {
-        "sleep-seed7": ("TERMINATED", 1),  # one Tune trial: Train restarted the worker inside it
+        "cls-seed7": ("TERMINATED", 1),  # one Tune trial: Train restarted the worker inside it
         "nosleep-seed7": ("TERMINATED", 1),
     }
-    assert (reference_run / "sleep-seed7" / ".exit_injected").read_text() == "7"
-    timing = json.loads((reference_run / "sleep-seed7" / "ray_timing.json").read_text())
+    assert (reference_run / "cls-seed7" / ".exit_injected").read_text() == "7"
+    timing = json.loads((reference_run / "cls-seed7" / "ray_timing.json").read_text())
     assert [attempt["resumed"] for attempt in timing] == [True]  # the retry continued from the step-5 checkpoint
     assert not (reference_run / "nosleep-seed7" / ".exit_injected").exists()  # the other trial unaffected
     assert json.loads((reference_run / "nosleep-seed7" / "ray_timing.json").read_text())[0]["resumed"] is False

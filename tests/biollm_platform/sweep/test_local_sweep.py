@@ -18,21 +18,21 @@ def test_every_trial_terminates_with_its_artifacts(reference_run: Path) -> None:
     manifest = read_manifest(reference_run)
     assert manifest.status == "FINISHED"
     assert {t.trial_id: t.state for t in manifest.trials} == {
-        "sleep-seed7": "TERMINATED",
+        "cls-seed7": "TERMINATED",
         "nosleep-seed7": "TERMINATED",
     }
     for trial in manifest.trials:
-        trial_dir = reference_run / f"{trial.mode}-seed{trial.seed}"
+        trial_dir = reference_run / f"{trial.method}-seed{trial.seed}"
         assert trial.out_dir == trial_dir.name
         summary = json.loads((trial_dir / "summary.json").read_text())
-        assert (summary["mode"], summary["seed"], summary["steps"]) == (trial.mode, 7, 20)
+        assert (summary["method"], summary["seed"], summary["steps"]) == (trial.method, 7, 20)
         lines = (trial_dir / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["step"] for line in lines][-1] == 20
         assert any((trial_dir / "checkpoints").glob("step-*/state.pt"))
-        assert trial.config["mode"] == trial.mode and trial.attempts == 1
+        assert trial.config["method"]["name"] == trial.method and trial.attempts == 1
     assert (reference_run / "sweep.yaml").is_file()
     assert (reference_run / "comparison").is_dir()  # the paired comparison was written at the end
-    assert json.loads((reference_run / "sleep-seed7" / "summary.json").read_text())["sleep_count"] == 2
+    assert json.loads((reference_run / "cls-seed7" / "summary.json").read_text())["sleep_count"] == 2
 
 
 def test_list_and_status_report_the_sweep(reference_run: Path) -> None:
@@ -45,8 +45,8 @@ def test_list_and_status_report_the_sweep(reference_run: Path) -> None:
     assert status.exit_code == 0, status.output
     data = json.loads(status.output)
     assert data["dir"] == str(reference_run)
-    assert {(t["mode"], t["seed"], t["state"]) for t in data["trials"]} == {
-        ("sleep", 7, "TERMINATED"),
+    assert {(t["method"], t["seed"], t["state"]) for t in data["trials"]} == {
+        ("cls", 7, "TERMINATED"),
         ("nosleep", 7, "TERMINATED"),
     }
     assert all(Path(t["out_dir"]).is_dir() for t in data["trials"])

@@ -13,7 +13,8 @@ from biollm_platform.sweep.manifest import Manifest, TrialRecord, read_manifest,
 
 def _manifest() -> Manifest:
     trials = [
-        TrialRecord(trial_id=f"{m}-seed7", mode=m, seed=7, axes={"seed": 7, "mode": m}, out_dir=f"{m}-seed7") for m in ("sleep", "nosleep")
+        TrialRecord(trial_id=f"{m}-seed7", method=m, seed=7, axes={"seed": 7, "method": m}, out_dir=f"{m}-seed7")
+        for m in ("cls", "nosleep")
     ]
     return Manifest(sweep_id="s-1", name="s", trials=trials)
 
@@ -21,15 +22,15 @@ def _manifest() -> Manifest:
 def test_round_trip_and_update(tmp_path: Path) -> None:
     manifest = _manifest()
     write_manifest(tmp_path, manifest)
-    update_trial(tmp_path, manifest, "sleep-seed7", state="TERMINATED", step=20)
+    update_trial(tmp_path, manifest, "cls-seed7", state="TERMINATED", step=20)
     again = read_manifest(tmp_path)
-    assert again.trial("sleep-seed7").state == "TERMINATED" and again.trial("sleep-seed7").step == 20
+    assert again.trial("cls-seed7").state == "TERMINATED" and again.trial("cls-seed7").step == 20
     assert again.counts() == {"PENDING": 1, "RUNNING": 0, "TERMINATED": 1, "ERROR": 0}
     data = json.loads((tmp_path / "manifest.json").read_text())
     assert {"sweep_id", "name", "created_at", "status", "address", "trials"} <= set(data)
     assert {
         "trial_id",
-        "mode",
+        "method",
         "seed",
         "axes",
         "state",
@@ -51,7 +52,7 @@ def test_failed_write_keeps_the_old_manifest(tmp_path: Path) -> None:
     manifest.trials[0].axes = cyclic
     with pytest.raises(ValueError):
         write_manifest(tmp_path, manifest)
-    assert read_manifest(tmp_path).trials[0].axes == {"seed": 7, "mode": "sleep"}
+    assert read_manifest(tmp_path).trials[0].axes == {"seed": 7, "method": "cls"}
     assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
 
 

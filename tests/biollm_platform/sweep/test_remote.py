@@ -141,7 +141,7 @@ def test_submit_to_a_remote_head(remote_head: str, repo_root: Path, tmp_path: Pa
     assert remote.sweep_id == local.sweep_id and remote.status == "FINISHED"
     assert all(t.state == "TERMINATED" for t in remote.trials)
     # the same sweep file gives the same figures anywhere, and reference_run's retried worker changed nothing
-    for trial in ("sleep-seed7", "nosleep-seed7"):
+    for trial in ("cls-seed7", "nosleep-seed7"):
         assert figures(sweep_dir / trial) == figures(reference_run / trial)
     status = subprocess.run(
         [sys.executable, "-m", "biollm_platform.cli.sweep", "status", local.sweep_id, "--json"],

@@ -35,7 +35,7 @@ def test_train_local_trials_in_one_process_get_their_own_runs(
         summary = json.loads((trial_dir / "summary.json").read_text())
         assert (run.name, run.group, run.project) == (trial["trial_id"], manifest["sweep_id"], "biollm-test")
         assert run.state == "finished" and run.summary["final_seen_acc_avg"] == summary["final_seen_acc_avg"]
-        assert run.config["mode"] == trial["mode"]
+        assert run.config["method"] == {"name": trial["method"]}
         runs[trial["trial_id"]] = run.run_id
     assert len(set(runs.values())) == 2
     # one at a time, and the second trial ran in the first one's reused process

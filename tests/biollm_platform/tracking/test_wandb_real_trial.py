@@ -24,16 +24,16 @@ def test_real_trial_is_readable_with_wandbs_reader_and_leaks_no_key(
 ) -> None:
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)  # a key in the environment must never reach a file
     config = load_config(SMALL)
-    out = tmp_path / "sleep-seed7"
-    sink = wandb_sink_from_config(config.logging, out_dir=out, run_config=config_to_dict(config), run_name="sleep-seed7",
+    out = tmp_path / "cls-seed7"
+    sink = wandb_sink_from_config(config.logging, out_dir=out, run_config=config_to_dict(config), run_name="cls-seed7",
                                   group="sweep-test", extra_config={"sweep_id": "sweep-test"})
     assert sink is not None
     summary = run_experiment(config, out, sinks=[sink])
 
     [wandb_file] = find_wandb_files(out)
     run = read_offline_run(wandb_file)
-    assert (run.name, run.group) == ("sleep-seed7", "sweep-test")
-    assert run.config["seed"] == 7 and run.config["mode"] == "sleep"
+    assert (run.name, run.group) == ("cls-seed7", "sweep-test")
+    assert run.config["seed"] == 7 and run.config["method"] == {"name": "cls"}
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     losses = run.metric_by_step("task_loss")
     assert sorted(losses) == [r["step"] for r in records] == list(range(1, 41))

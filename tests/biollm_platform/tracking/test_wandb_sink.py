@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("wandb_env")  # tests/biollm_platform/conft
 
 def _trial_files(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    validated = {"seed": 7, "mode": "sleep", "hf_token": "hf_abc12345"}
+    validated = {"seed": 7, "method": {"name": "cls"}, "hf_token": "hf_abc12345"}
     (out_dir / "validated_config.json").write_text(json.dumps(validated))
     (out_dir / "run_metadata.json").write_text(json.dumps({"host": "lab", "python": "3.11"}))
 
@@ -37,8 +37,8 @@ def _checkpoint(out_dir: Path, step: int) -> Path:
 
 def _run_trial(out_dir: Path, **overrides) -> WandbSink:
     _trial_files(out_dir)
-    kwargs = dict(project="biollm-test", run_name="sleep-seed7", group="sweep-abc", tags=["toy"],
-                  config={"seed": 7, "mode": "sleep", "experts": {"num_experts": 4}, "sweep_id": "sweep-abc"},
+    kwargs = dict(project="biollm-test", run_name="cls-seed7", group="sweep-abc", tags=["toy"],
+                  config={"seed": 7, "method": {"name": "cls"}, "experts": {"num_experts": 4}, "sweep_id": "sweep-abc"},
                   out_dir=out_dir, mode="offline")
     sink = WandbSink(**{**kwargs, **overrides})
     for step in range(4):
@@ -48,14 +48,14 @@ def _run_trial(out_dir: Path, **overrides) -> WandbSink:
     sink.log_metrics(4, {"task_loss": 0.2, "seen_acc": 0.75})
     last = _checkpoint(out_dir, 4)
     sink.log_checkpoint(4, last, final=True)
-    sink.log_summary({"final_seen_acc_avg": 0.75, "steps": 5, "mode": "sleep",
+    sink.log_summary({"final_seen_acc_avg": 0.75, "steps": 5, "method": {"name": "cls"},
                       "accuracy_matrix": [[1.0, 0.0], [0.5, 1.0]]})
     sink.close()
     return sink
 
 
 def test_offline_run_reads_back_with_metrics_summary_and_artifacts(tmp_path: Path):
-    out_dir = tmp_path / "sweep" / "sleep-seed7"
+    out_dir = tmp_path / "sweep" / "cls-seed7"
     sink = _run_trial(out_dir)
     files = find_wandb_files(tmp_path / "sweep")
     assert len(files) == 1 and files[0].parent == sink.run_dir
@@ -63,10 +63,10 @@ def test_offline_run_reads_back_with_metrics_summary_and_artifacts(tmp_path: Pat
     assert not (tmp_path / "stray-wandb-dir").exists()
 
     run = read_offline_run(sink.run_dir)
-    assert (run.name, run.group, run.job_type) == ("sleep-seed7", "sweep-abc", "train")
+    assert (run.name, run.group, run.job_type) == ("cls-seed7", "sweep-abc", "train")
     assert run.project == "biollm-test"
     assert run.state == "finished" and run.exit_code == 0 and run.tags == ["toy"]
-    assert run.config["seed"] == 7 and run.config["mode"] == "sleep"
+    assert run.config["seed"] == 7 and run.config["method"] == {"name": "cls"}
     assert run.config["experts"] == {"num_experts": 4}
     assert run.metric_by_step("task_loss") == {0: 1.0, 1: 0.5, 2: 1 / 3, 3: 0.25, 4: 0.2}
     assert run.metric_by_step("seen_acc") == {4: 0.75}
@@ -92,7 +92,7 @@ def test_offline_run_reads_back_with_metrics_summary_and_artifacts(tmp_path: Pat
 
 def test_wandb_sync_finds_every_trial_of_a_sweep(tmp_path: Path):
     sweep = tmp_path / "sweep"
-    _run_trial(sweep / "sleep-seed7")
+    _run_trial(sweep / "cls-seed7")
     _run_trial(sweep / "nosleep-seed7", run_name="nosleep-seed7")
     done = subprocess.run(
         [sys.executable, "-m", "wandb", "sync", "--dry-run", *map(str, sorted(sweep.glob("*/wandb")))],
@@ -104,7 +104,7 @@ def test_wandb_sync_finds_every_trial_of_a_sweep(tmp_path: Path):
 
 def test_closed_without_summary_is_marked_failed(tmp_path: Path):
     _trial_files(tmp_path)
-    sink = WandbSink(project="p", run_name="sleep-seed1", out_dir=tmp_path, mode="offline")
+    sink = WandbSink(project="p", run_name="cls-seed1", out_dir=tmp_path, mode="offline")
     sink.log_metrics(0, {"task_loss": 2.0})
     sink.close()
     sink.close()  # idempotent
@@ -117,7 +117,7 @@ def test_disabled_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("WANDB_MODE", "disabled")
     out_dir = tmp_path / "trial"
     out_dir.mkdir()
-    sink = WandbSink(project="p", run_name="sleep-seed7", out_dir=out_dir, mode="online")
+    sink = WandbSink(project="p", run_name="cls-seed7", out_dir=out_dir, mode="online")
     sink.log_metrics(0, {"task_loss": 1.0})
     sink.log_checkpoint(0, _checkpoint(out_dir, 0), final=True)
     sink.log_summary({"steps": 1})
@@ -129,7 +129,7 @@ def test_disabled_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_online_without_key_falls_back_to_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog):
     monkeypatch.setenv("WANDB_MODE", "online")
     with caplog.at_level("WARNING"):
-        sink = WandbSink(project="p", run_name="sleep-seed7", out_dir=tmp_path, mode="offline")
+        sink = WandbSink(project="p", run_name="cls-seed7", out_dir=tmp_path, mode="offline")
     sink.close()
     assert sink.resolution.mode == "offline" and sink.resolution.requested == "online"
     assert "WANDB_API_KEY is not set" in caplog.text
@@ -137,10 +137,10 @@ def test_online_without_key_falls_back_to_offline(tmp_path: Path, monkeypatch: p
 
 
 def test_resume_reuses_the_run_id(tmp_path: Path):
-    first = WandbSink(project="p", run_name="sleep-seed7", out_dir=tmp_path, mode="offline", resume="allow")
+    first = WandbSink(project="p", run_name="cls-seed7", out_dir=tmp_path, mode="offline", resume="allow")
     first.log_metrics(0, {"task_loss": 1.0})
     first.close()
-    second = WandbSink(project="p", run_name="sleep-seed7", out_dir=tmp_path, mode="offline", resume="allow")
+    second = WandbSink(project="p", run_name="cls-seed7", out_dir=tmp_path, mode="offline", resume="allow")
     second.log_metrics(1, {"task_loss": 0.5})
     second.close()
     assert first.run.id == second.run.id
@@ -150,7 +150,7 @@ def test_resume_reuses_the_run_id(tmp_path: Path):
 def test_api_key_appears_in_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)  # offline mode: the key is set, but never used
     out_dir = tmp_path / "trial"
-    leaky_config = {"seed": 7, "mode": "sleep", "note": f"key={FAKE_KEY}", "wandb_api_key": FAKE_KEY}
+    leaky_config = {"seed": 7, "method": {"name": "cls"}, "note": f"key={FAKE_KEY}", "wandb_api_key": FAKE_KEY}
     _run_trial(out_dir, config=leaky_config)
     written = [path for path in tmp_path.rglob("*") if path.is_file()]
     assert len(written) > 10
@@ -164,13 +164,13 @@ def test_builder_maps_logging_config(tmp_path: Path):
     assert wandb_sink_from_config(LoggingConfig(use_wandb=False), out_dir=tmp_path, run_config={}) is None
     on = LoggingConfig(use_wandb=True, wandb_tags=["a"], wandb_group="mine")
     assert wandb_sink_from_config(on, out_dir=tmp_path, run_config={}, rank=1) is None
-    sink = wandb_sink_from_config(on, out_dir=tmp_path, run_config={"seed": 3, "mode": "nosleep"},
+    sink = wandb_sink_from_config(on, out_dir=tmp_path, run_config={"seed": 3, "method": {"name": "nosleep"}},
                                   extra_config={"sweep_id": "s1"})
     sink.close()
     run = read_offline_run(sink.run_dir)
     assert (run.name, run.group, run.tags, run.project) == ("nosleep-seed3", "mine", ["a"], "biollm-cls")
     assert run.config["sweep_id"] == "s1"
-    retried = wandb_sink_from_config(on, out_dir=tmp_path, run_config={"seed": 3, "mode": "nosleep"},
+    retried = wandb_sink_from_config(on, out_dir=tmp_path, run_config={"seed": 3, "method": {"name": "nosleep"}},
                                      run_name="nosleep-seed3", group="sweep-1")
     retried.close()
     assert retried.run.id == sink.run.id and retried.run.group == "sweep-1"  # the sweep's group wins
