@@ -2,6 +2,9 @@
 
 Errors the user can cause (biollm_core.errors.UserError, a missing file) become one line on stderr,
 prefixed `error:`, and exit code 2; `biollm --debug ...` shows the traceback instead.
+
+Start-up is kept short: the command modules import only Typer and the standard library at the top;
+each command imports torch, Ray, W&B, transformers or matplotlib when it runs (a test checks which).
 """
 
 from __future__ import annotations
@@ -44,14 +47,29 @@ def print_error(error: BaseException) -> None:
         console.print(f"[bold red]error:[/] {escape(line)}")
 
 
+EXIT_CODES = (
+    "Exit codes: 0 success; 1 a run or sweep that failed (a trial error, a failed Ray Job, "
+    "--require-cuda without a GPU); 2 bad input (a config key, a file, an option, an address), "
+    "with one line on stderr; 130 interrupted."
+)
+
 app = typer.Typer(
     name="biollm",
     cls=_HandleUserErrors,
     help="Continual-learning experiments with a CLS learner: configs, sweeps on Ray, results.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_show_locals=False,  # locals may hold secrets (W&B keys)
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"biollm {version('biollm')}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -59,6 +77,10 @@ def _root(
     ctx: typer.Context,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show the full traceback of an error instead of one line.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version of biollm and exit."),
     ] = False,
 ) -> None:
     """Continual-learning experiments with a CLS learner: configs, sweeps on Ray, results."""

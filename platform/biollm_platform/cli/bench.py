@@ -7,14 +7,13 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from biollm_core.config.loader import load_config
-from biollm_platform.bench.engine import bench_engine
 from biollm_platform.cli.config_cmd import Files, Overrides
+
+# torch, the engine and Ray are imported by the command that runs, not when the CLI starts.
 
 app = typer.Typer(help="Measure what the engine and the Ray sweep cost (times, throughput, memory).", no_args_is_help=True)
 
@@ -56,6 +55,11 @@ def engine(
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch.set_num_threads (default: torch's choice).")] = None,
 ) -> None:
     """Time plain fine-tuning, the wake step, the sleep step and evaluation on the same batches."""
+    import torch
+
+    from biollm_core.config.loader import load_config
+    from biollm_platform.bench.engine import bench_engine
+
     config = load_config(overrides or [], files or [])
     previous = torch.get_num_threads()
     if threads is not None:
@@ -131,3 +135,35 @@ def sweep(
 
 
 app.command("sweep")(sweep)
+
+
+def startup(
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Runs of each command (the median is reported).")] = 5,
+    with_uv: Annotated[bool, typer.Option("--uv", help="Also time `uv run biollm --help` (uv's own start on top).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+) -> None:
+    """Time `biollm --help` and `biollm sweep list` in fresh processes against `python -c pass`.
+
+    Medians of REPEATS subprocess runs each, and each one's ratio to `python -c pass` timed the same way.
+    """
+    from biollm_platform.bench.startup import bench_startup
+
+    result = bench_startup(repeats, with_uv=with_uv)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    out = Console(highlight=False)
+    out.print(f"median of {repeats} runs of `{result['command']} ...` (fresh processes)")
+    out.print(f"python -c pass          {result['python_pass_s']:.3f} s")
+    for name, label in (("help", "biollm --help"), ("sweep_list", "biollm sweep list"), ("version", "biollm --version"),
+                        ("uv_run_help", "uv run biollm --help")):
+        if f"{name}_s" not in result:
+            continue
+        target = result["targets_s"].get(name)
+        verdict = "" if target is None else f"   target <= {target} s: {'met' if result['targets_met'][name] else 'MISSED'}"
+        out.print(f"{label:<23} {result[f'{name}_s']:.3f} s  ({result[f'{name}_ratio']:.1f} x python -c pass){verdict}")
+    if "uv_run_overhead_s" in result:
+        out.print(f"uv run adds             {result['uv_run_overhead_s']:.3f} s")
+
+
+app.command("startup")(startup)

@@ -8,12 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
-from rich.console import Console
-from rich.syntax import Syntax
 
-from biollm_core.config.loader import compose_config, config_to_dict, load_config_dict, presets_by_group
-from biollm_core.config.schema import RunConfig
+# Each command imports what it needs when it runs (pydantic models, YAML, rich): `--help` stays fast.
 
 app = typer.Typer(
     help="Inspect the run configuration: presets, overrides and the schema.", no_args_is_help=True
@@ -46,6 +42,10 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of YAML.")] = False,
 ) -> None:
     """Print the validated run configuration after presets, files and overrides."""
+    import yaml
+
+    from biollm_core.config.loader import compose_config, config_to_dict, load_config_dict
+
     composed = compose_config(overrides or [], files or [])
     data = config_to_dict(load_config_dict(composed.data, origins=composed.origins))
     if as_json:
@@ -54,6 +54,9 @@ def show(
     groups = " ".join(f"{group}={name}" for group, name in composed.groups.items())
     text = f"# presets: {groups}\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.syntax import Syntax
+
         Console().print(Syntax(text, "yaml", background_color="default"))
     else:
         typer.echo(text, nl=False)
@@ -62,6 +65,8 @@ def show(
 @app.command("presets")
 def presets() -> None:
     """List the presets of each config group (select one with GROUP=NAME, e.g. train=cpu)."""
+    from biollm_core.config.loader import presets_by_group
+
     for group, names in presets_by_group().items():
         typer.echo(f"{group}: {', '.join(names)}")
 
@@ -69,4 +74,6 @@ def presets() -> None:
 @app.command("schema")
 def schema() -> None:
     """Print the JSON Schema of the run configuration (keys as written in YAML, e.g. ewc.lambda)."""
+    from biollm_core.config.schema import RunConfig
+
     typer.echo(json.dumps(RunConfig.model_json_schema(by_alias=True), indent=2))

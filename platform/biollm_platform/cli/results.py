@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from biollm_core.errors import UserError
-from biollm_platform.results import StatsSettings, aggregate_sweep, print_comparison
 from biollm_platform.results.collect import DEFAULT_CURVE_METRICS
+
+# numpy, matplotlib and the statistics are imported by `aggregate` when it runs: `--help` stays fast.
 
 DEFAULT_SWEEPS_ROOT = Path("outputs/sweeps")
 
@@ -84,12 +85,15 @@ def aggregate(
         int, typer.Option(help="Seed of the bootstrap (and of Monte Carlo sign flips for n > 16).")
     ] = 0,
     root: Annotated[Path, typer.Option(help="Where sweep ids are looked up.")] = DEFAULT_SWEEPS_ROOT,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw the PNG plots (matplotlib).")] = True,
 ) -> None:
     """Pair the sweep's trials by seed and compare treatment with control on each metric.
 
     Reads the trial artifacts on disk (no Ray, no network), prints the table and writes
     <sweep>/comparison/: paired_deltas.csv, summary.json, report.md and PNG plots.
     """
+    from biollm_platform.results import StatsSettings, aggregate_sweep, print_comparison
+
     sweep_dir = resolve_sweep_dir(sweep, root)
     result = aggregate_sweep(
         sweep_dir,
@@ -99,6 +103,7 @@ def aggregate(
         pair_by=tuple(pair_by or ("seed",)),
         curve_metrics=tuple(curve or DEFAULT_CURVE_METRICS),
         settings=StatsSettings(level=level, n_bootstrap=bootstrap, seed=seed),
+        plots=plots,
     )
     print_comparison(result)
 

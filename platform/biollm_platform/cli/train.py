@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-from biollm_core.config.loader import load_config
 from biollm_core.errors import UserError
-from biollm_core.runner import Progress as RunProgress
-from biollm_core.runner import run_experiment
 from biollm_platform.cli.config_cmd import Files, Overrides
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+# torch and the engine are imported when `train` runs, not when the CLI starts.
 
 SUMMARY_ROWS = (
     ("final_seen_acc_avg", "seen-task accuracy (combined)"),
@@ -34,6 +33,8 @@ SUMMARY_ROWS = (
 
 
 def summary_table(summary: dict[str, Any], title: str) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -52,6 +53,13 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Train one CLS run in-process: progress bar, artifacts in the output directory, a summary table."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from biollm_core.config.loader import load_config
+    from biollm_core.runner import Progress as RunProgress
+    from biollm_core.runner import run_experiment
+
     config = load_config(overrides or [], files or [])
     out_dir = out or Path("outputs") / "runs" / config.run_name
     console = Console(stderr=True)

@@ -15,7 +15,6 @@ from biollm_platform.results.collect import DEFAULT_CURVE_METRICS, SweepData, lo
 from biollm_platform.results.comparison import ComparisonResult, StatsSettings, compare_metrics
 from biollm_platform.results.metrics import DEFAULT_METRICS, MetricSpec, metric_spec
 from biollm_platform.results.pairing import pair_trials
-from biollm_platform.results.plots import plot_deltas, plot_learning_curve, plot_slopes
 from biollm_platform.results.report import write_paired_csv, write_report_md, write_summary_json
 
 COMPARISON_DIR = "comparison"
@@ -78,6 +77,8 @@ def _file_slug(name: str) -> str:
 
 
 def _write_plots(result: ComparisonResult, output_dir: Path, curve_metrics: Sequence[str]) -> list[Path]:
+    from biollm_platform.results.plots import plot_deltas, plot_learning_curve, plot_slopes  # matplotlib: when drawing
+
     treatment, control = result.treatment, result.control
     written = []
     if result.comparisons:
