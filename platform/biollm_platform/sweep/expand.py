@@ -115,6 +115,12 @@ def _wandb_overrides(spec: SweepSpec, sweep_id: str) -> list[str]:
     return out
 
 
+def _blamed_axis(message: str, axes: dict[str, Any]) -> str | None:
+    """The axis whose override the loader's message names (`... (from override 'k=v')`), if any."""
+    named = [key for key, value in axes.items() if f"override '{key}={format_value(value)}'" in message]
+    return named[-1] if named else None
+
+
 def expand(
     spec: SweepSpec, sweep_file: Path, sweep_id: str, cli_overrides: tuple[str, ...] = ()
 ) -> list[TrialSpec]:
@@ -147,8 +153,9 @@ def expand(
             config = load_config(overrides=overrides, override_files=[Path(f) for f in files])
         except (UserError, ValidationError, ValueError) as error:
             first = str(error).strip().splitlines()[0]
-            axis = next(iter(spec.grid))
-            raise UserError(f"{axis_line(sweep_file, axis)}: trial {axes}: {first}") from None
+            axis = _blamed_axis(first, axes)
+            where = axis_line(sweep_file, axis) if axis else str(sweep_file)
+            raise UserError(f"{where}: trial {axes}: {first}") from None
         if local := local_path_overrides(config, Path.cwd()):
             overrides.extend(local)
             config = load_config(overrides=overrides, override_files=[Path(f) for f in files])

@@ -1,6 +1,7 @@
 """The sweep file as validated data: a base run config, a grid, resources, storage and a comparison.
 
-A sweep file is YAML. ``load_sweep`` refuses unknown keys with their path and the file's line, so a
+A sweep file is YAML, read with the run configs' YAML 1.2 reader (``off`` stays text, ``1e-3`` is a
+number: ``biollm_core.config.yaml_source``). ``load_sweep`` refuses unknown keys with their path and the file's line, so a
 typo never turns into a silently different experiment. Grid axes are run-config keys; they are checked
 against the run config when the grid is expanded (``expand.py``).
 """
@@ -13,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from biollm_core.config.yaml_source import load_yaml_document, read_yaml_text
 from biollm_core.errors import UserError
 
 GridValue = str | int | float | bool | None | list[str | int | float | bool]
@@ -146,14 +148,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 
 def parse_sweep(text: str, source: str = "<sweep>") -> SweepSpec:
     """Validate sweep YAML; an error is a UserError naming ``source:line``, the key path and the problem."""
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise UserError(f"{where}: not valid YAML: {problem}") from None
+    data, root = load_yaml_document(text, source)
     if not isinstance(data, dict):
         raise UserError(
             f"{source}: a sweep file is a YAML mapping (name, base, grid, ...), got {type(data).__name__}"
@@ -179,14 +174,14 @@ def load_sweep(path: Path) -> SweepSpec:
     """Read and validate a sweep file."""
     if not path.is_file():
         raise UserError(f"{path}: sweep file not found")
-    return parse_sweep(path.read_text(), str(path))
+    return parse_sweep(read_yaml_text(path, "sweep file"), str(path))
 
 
 def axis_line(path: Path, axis: str) -> str:
     """``file:line`` of a grid axis, for errors raised while expanding the grid."""
     try:
-        line = _line_of(yaml.compose(path.read_text()), ("grid", axis))
-    except (OSError, yaml.YAMLError):
+        line = _line_of(load_yaml_document(read_yaml_text(path, "sweep file"), str(path))[1], ("grid", axis))
+    except UserError:
         line = None
     return f"{path}:{line}" if line else str(path)
 

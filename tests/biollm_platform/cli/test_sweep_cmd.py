@@ -25,7 +25,7 @@ def _run(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("name: t\ngrid:\n\tseed: [7]\n", "bad.yaml:3: not valid YAML"),
+        ("name: t\ngrid:\n\tseed: [7]\n", "bad.yaml:3:1: invalid YAML"),
         (
             GOOD + "  experts.num_expertz: [4, 8]\n",
             "bad.yaml:7: grid.experts.num_expertz: `experts.num_expertz` is not a config key",
@@ -33,7 +33,7 @@ def _run(
         ("name: t\ngrid: {}\n", "bad.yaml:2: grid: Value error, the grid is empty"),
         ("name: t\ngrid:\n  seed: []\n", "axis `seed` has no values"),
         (GOOD + "resources:\n  gpu_per_worker: 1\n", "bad.yaml:8: resources.gpu_per_worker: unknown key"),
-        (GOOD + "  experts.num_experts: [0]\n", "bad.yaml:5: trial"),
+        (GOOD + "  experts.num_experts: [0]\n", "bad.yaml:7: trial"),
     ],
     ids=["malformed", "unknown-axis", "empty-grid", "empty-axis", "unknown-key", "bad-axis-value"],
 )

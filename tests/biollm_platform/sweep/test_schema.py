@@ -57,7 +57,7 @@ def test_defaults() -> None:
         ("grid:\n  seed: [1]\n", "s.yaml:1: name: required key is missing"),
         ("name: s\ngrid:\n  mode: [sleep, sleep]\n", "axis `mode` repeats a value"),
         ("- a\n- b\n", "s.yaml: a sweep file is a YAML mapping"),
-        ("name: s\ngrid:\n\tseed: [1]\n", "s.yaml:3: not valid YAML"),
+        ("name: s\ngrid:\n\tseed: [1]\n", "s.yaml:3:1: invalid YAML"),
     ],
 )
 def test_errors_name_file_line_and_key(text: str, message: str) -> None:
@@ -75,3 +75,24 @@ def test_every_field_is_described() -> None:
                 walk(annotation)
 
     walk(SweepSpec)
+
+
+def test_sweep_files_are_yaml_1_2_like_run_configs(tmp_path: Path) -> None:
+    """`off` stays text and `1e-3` is a number, as in run configs (PyYAML's 1.1 made them false and '1e-3')."""
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: s\ngrid:\n  seed: [1]\n  consolidation.refresh.policy: [off, absorbed]\n  experts.fast_lr: [1e-3, 5e-3]\n"
+    )
+    spec = load_sweep(path)
+    assert spec.grid["consolidation.refresh.policy"] == ["off", "absorbed"]
+    assert spec.grid["experts.fast_lr"] == [0.001, 0.005]
+    trials = expand(spec, path, "sid")
+    assert {t.config["consolidation"]["refresh"]["policy"] for t in trials} == {"off", "absorbed"}
+    assert {t.config["experts"]["fast_lr"] for t in trials} == {0.001, 0.005}
+
+
+def test_binary_sweep_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    with pytest.raises(UserError, match=r"s.yaml: not a YAML text file \(byte 0 is not UTF-8\)"):
+        load_sweep(path)
