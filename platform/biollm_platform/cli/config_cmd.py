@@ -71,9 +71,31 @@ def presets() -> None:
         typer.echo(f"{group}: {', '.join(names)}")
 
 
-@app.command("schema")
-def schema() -> None:
-    """Print the JSON Schema of the run configuration (keys as written in YAML, e.g. ewc.lambda)."""
-    from biollm_core.config.schema import RunConfig
+SchemaOut = Annotated[
+    Path | None,
+    typer.Option("--out", help="Write the schema to this file instead of printing it.", show_default=False),
+]
 
-    typer.echo(json.dumps(RunConfig.model_json_schema(by_alias=True), indent=2))
+
+def emit_schema(schema: dict, out: Path | None) -> None:
+    """Print a JSON Schema, or write it to ``out`` (the repository's schemas/ files are written this way)."""
+    text = json.dumps(schema, indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out}", err=True)
+
+
+@app.command("schema")
+def schema(out: SchemaOut = None) -> None:
+    """Print the JSON Schema of a run-config file (presets, --file, config.yaml): nested or dotted keys, groups.
+
+    The repository ships it as schemas/run-config.schema.json; put
+    `# yaml-language-server: $schema=<path to it>` at the top of a YAML file for completion in editors.
+    """
+    from biollm_core.config.file_schema import run_config_file_schema
+    from biollm_core.config.loader import presets_by_group
+
+    emit_schema(run_config_file_schema(presets_by_group()), out)

@@ -15,6 +15,7 @@ import yaml
 from rich.console import Console
 
 from biollm_core.errors import UserError
+from biollm_platform.cli.config_cmd import SchemaOut, emit_schema
 
 app = typer.Typer(
     help="Seed x sleep/nosleep sweeps on Ray Tune + Ray Train (local Ray or a remote cluster).",
@@ -306,11 +307,11 @@ def stop(sweep_id: str, root: RootOption = DEFAULT_ROOT) -> None:
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of sweep files."""
+def schema(out: SchemaOut = None) -> None:
+    """Print the JSON Schema of sweep files (shipped as schemas/sweep.schema.json)."""
     from biollm_platform.sweep.schema import sweep_json_schema
 
-    print(json.dumps(sweep_json_schema(), indent=2))
+    emit_schema(sweep_json_schema(), out)
 
 
 def main() -> None:

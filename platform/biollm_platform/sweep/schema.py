@@ -187,5 +187,19 @@ def axis_line(path: Path, axis: str) -> str:
 
 
 def sweep_json_schema() -> dict[str, Any]:
-    """The JSON Schema of a sweep file (printed by `biollm sweep schema`)."""
-    return SweepSpec.model_json_schema()
+    """The JSON Schema of a sweep file (printed by `biollm sweep schema`; shipped as schemas/sweep.schema.json).
+
+    Grid axes are restricted to the run config's keys, so an editor completes them and flags a typo.
+    """
+    from biollm_core.config.file_schema import SCHEMA_DIALECT, config_key_paths
+
+    schema = SweepSpec.model_json_schema()
+    schema["properties"]["grid"]["propertyNames"] = {"enum": config_key_paths()}
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": "https://biollm.invalid/schemas/sweep.schema.json",
+        "title": "BioLLM sweep file",
+        "description": "A sweep: a base run config, a grid of run-config keys, the resources of one trial, "
+        "storage, W&B and the paired comparison. Values are YAML 1.2.",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
