@@ -19,13 +19,13 @@ import torch
 
 from biollm_core import builders
 from biollm_core.artifacts import JsonlSink, run_metadata, truncate_metrics, write_json_atomic
-from biollm_core.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from biollm_core.checkpoint import load_latest_checkpoint, save_checkpoint
 from biollm_core.config.schema import RunConfig
 from biollm_core.continual_metrics import accuracy_matrix_metrics
 from biollm_core.device import Precision, configure_precision, maybe_compile, pick_device
 from biollm_core.distillation import distillation_loss
-from biollm_core.errors import UserError
 from biollm_core.evaluate import evaluate_tasks
+from biollm_core.output_dir import check_out_dir
 from biollm_core.protocols import MetricsSink, Neocortex
 from biollm_core.redaction import redact
 from biollm_core.refresh import refresh_experts
@@ -73,14 +73,6 @@ class RunState:
     )
 
 
-def prepare_out_dir(out_dir: Path, resume: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"output directory {out_dir} exists and is a file; choose another --out")
-    if not resume and out_dir.is_dir() and ((out_dir / "summary.json").exists() or (out_dir / "checkpoints").exists()):
-        raise UserError(f"output directory {out_dir} already holds a run; pass --resume to continue it or choose another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -97,7 +89,7 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run (or resume) one experiment into ``out_dir``; returns the summary written to summary.json."""
     out_dir = Path(out_dir)
-    prepare_out_dir(out_dir, resume)
+    check_out_dir(out_dir, resume)  # created below, once config, data and model are built
     seed_everything(config.seed)
     device = pick_device(config.device)
     t = config.train
@@ -143,10 +135,11 @@ def run_experiment(
                "wake_base_opt": wake_base_opt, "fast_scaler": fast_scaler, "slow_scaler": slow_scaler,
                "replay": replay, "scheduler": scheduler, "ewc": ewc}
 
+    out_dir.mkdir(parents=True, exist_ok=True)
     checkpoints = out_dir / "checkpoints"
     metrics_path = out_dir / "metrics.jsonl"
-    if resume and (found := latest_checkpoint(checkpoints)) is not None:
-        saved = load_checkpoint(found, device)
+    if resume and (latest := load_latest_checkpoint(checkpoints, device)) is not None:
+        found, saved = latest
         for name, obj in modules.items():
             if obj is not None:
                 obj.load_state_dict(saved[name])
