@@ -9,6 +9,8 @@ each command imports torch, Ray, W&B, transformers or matplotlib when it runs (a
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Annotated, Any
 
 import click
@@ -21,6 +23,9 @@ from biollm_core.errors import UserError
 from biollm_platform.cli import bench, config_cmd, data, doctor, results, sweep, train
 
 _DEBUG = "biollm.debug"  # key in click's ctx.meta, shared by every command of one invocation
+# OSErrors that mean "this path cannot be used" (read-only, full, not a directory, no permission)
+PATH_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR, errno.EACCES,
+                         errno.EPERM, errno.ENAMETOOLONG, errno.ELOOP})
 
 
 class _HandleUserErrors(TyperGroup):
@@ -33,6 +38,11 @@ class _HandleUserErrors(TyperGroup):
             if ctx.meta.get(_DEBUG):
                 raise
             print_error(error)
+            raise typer.Exit(code=2) from None
+        except OSError as error:  # a path the user gave that cannot be written: one line, not a traceback
+            if ctx.meta.get(_DEBUG) or error.errno not in PATH_ERRNOS:
+                raise
+            print_error(UserError(f"{error.strerror or os.strerror(error.errno)}: {error.filename or ''}".rstrip(": ")))
             raise typer.Exit(code=2) from None
 
 

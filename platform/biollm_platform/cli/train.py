@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -45,35 +50,70 @@ def summary_table(summary: dict[str, Any], title: str) -> Table:
     return table
 
 
+def default_out_dir(run_name: str, digest: str) -> Path:
+    """``outputs/runs/<run name>-<8 hex of the resolved config>``: another config never lands in a used directory."""
+    return Path("outputs") / "runs" / f"{run_name}-{digest[:8]}"
+
+
 def train(
     overrides: Overrides = None,
     files: Files = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default outputs/runs/<run name>).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output directory (default outputs/runs/<run name>-<hash of the resolved config>)."),
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint in the output directory.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (run, output directory, summary) on stdout; progress on stderr.")
+    ] = False,
 ) -> None:
-    """Train one CLS run in-process: progress bar, artifacts in the output directory, a summary table."""
+    """Train one CLS run in-process: progress bar, artifacts in the output directory, a summary table.
+
+    The config, the output directory and the data are checked before anything is drawn or written.
+    """
+    from rich.console import Console
+
+    from biollm_core.config.loader import config_digest, load_config
+    from biollm_core.output_dir import check_out_dir
+
+    config = load_config(overrides or [], files or [])
+    out_dir = out or default_out_dir(config.run_name, config_digest(config))
+    try:
+        check_out_dir(out_dir, resume)
+    except UserError as error:
+        if out is None and not resume:  # the same config ran before: say how to choose
+            raise UserError(f"{error} (the default directory is unique per resolved config)") from None
+        raise
+    console = Console(stderr=True)
+    with _log_to_stderr():
+        _run(config, out_dir, resume=resume, quiet=quiet, as_json=as_json, console=console)
+
+
+@contextlib.contextmanager
+def _log_to_stderr() -> Iterator[None]:
+    """INFO logs (resume notes, W&B) on stderr for the run; the root logger as it was afterwards."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.handlers, root.level = [handler], logging.INFO
+    try:
+        yield
+    finally:
+        root.handlers, root.level = saved
+
+
+def _run(config: Any, out_dir: Path, *, resume: bool, quiet: bool, as_json: bool, console: Any) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from biollm_core.config.loader import load_config
+    from biollm_core.config.loader import config_to_dict
     from biollm_core.runner import Progress as RunProgress
     from biollm_core.runner import run_experiment
+    from biollm_platform.tracking.sinks import platform_sinks
 
-    config = load_config(overrides or [], files or [])
-    out_dir = out or Path("outputs") / "runs" / config.run_name
-    console = Console(stderr=True)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[logging.StreamHandler()], force=True)
-    sinks = []
-    if config.logging.use_wandb:
-        from biollm_core.config.loader import config_to_dict
-        from biollm_platform.tracking.wandb_sink import wandb_sink_from_config
-
-        if out_dir.is_file():  # refused by the engine too; checked first so no W&B run is opened
-            raise UserError(f"output directory {out_dir} exists and is a file; choose another --out")
-        sink = wandb_sink_from_config(config.logging, out_dir=out_dir, run_config=config_to_dict(config), run_name=config.run_name)
-        if sink is not None:
-            sinks.append(sink)
+    sinks = platform_sinks(config, out_dir=out_dir, run_config=config_to_dict(config), run_name=config.run_name)
     console.print(f"run [bold]{config.run_name}[/] -> {out_dir}")
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -88,6 +128,27 @@ def train(
             speed = bar.tasks[0].speed
             bar.update(bar_task, rate=f"{speed:.1f}" if speed else "-")
 
-        summary = run_experiment(config, out_dir, sinks=sinks, resume=resume, progress=on_step)
+        try:
+            summary = run_experiment(config, out_dir, sinks=sinks, resume=resume, progress=on_step)
+        except OSError as error:
+            raise _disk_error(error, out_dir) or error from None
+    if as_json:
+        typer.echo(json.dumps({"run_name": config.run_name, "mode": config.mode, "seed": config.seed,
+                               "out_dir": str(out_dir), "summary": summary}))
+        return
     Console().print(summary_table(summary, f"{config.run_name} ({config.mode})"))
     Console().print(f"artifacts: {out_dir}")
+
+
+def _disk_error(error: OSError, out_dir: Path) -> UserError | None:
+    """A full disk or quota as one line: what, where, and what is left to resume from."""
+    if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    from biollm_core.checkpoint import latest_checkpoint
+
+    last = latest_checkpoint(out_dir / "checkpoints")
+    kept = f"the last complete checkpoint, {last}, is intact" if last else "no checkpoint was complete yet"
+    return UserError(
+        f"{error.strerror or os.strerror(error.errno)} while writing {error.filename or out_dir}: {kept}; "
+        "free some space and rerun with --resume"
+    )

@@ -105,13 +105,14 @@ def _wandb_overrides(spec: SweepSpec, sweep_id: str) -> list[str]:
     settings = spec.wandb
     out = [
         "logging.use_wandb=true",
-        f"logging.wandb_project={settings.project}",
-        f"logging.wandb_mode={settings.mode}",
         f"logging.wandb_group={settings.group or sweep_id}",
         f"logging.wandb_tags={format_value([*settings.tags, spec.name])}",
     ]
-    if settings.entity:
-        out.append(f"logging.wandb_entity={settings.entity}")
+    for key, value in (("project", settings.project), ("mode", settings.mode), ("entity", settings.entity)):
+        if value:  # unset keys leave the trial's config, then the environment (WANDB_PROJECT, ...) in charge
+            out.append(f"logging.wandb_{key}={value}")
+    if not settings.log_checkpoints:
+        out.append("logging.wandb_log_checkpoints=false")
     return out
 
 

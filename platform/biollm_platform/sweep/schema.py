@@ -73,13 +73,20 @@ class Wandb(_Section):
     enabled: bool = Field(
         False, description="Track every trial in Weights & Biases (one run per trial, grouped by sweep)."
     )
-    project: str = Field("biollm-cls", description="W&B project.")
-    entity: str | None = Field(None, description="W&B entity; default from WANDB_ENTITY.")
-    mode: Literal["offline", "online", "disabled"] = Field(
-        "offline", description="W&B mode; online without WANDB_API_KEY falls back to offline."
+    project: str | None = Field(
+        None, description="W&B project; null (unset) = the trials' logging.wandb_project, else WANDB_PROJECT, else biollm-cls."
+    )
+    entity: str | None = Field(None, description="W&B entity; null (unset) = WANDB_ENTITY.")
+    mode: Literal["offline", "online", "disabled"] | None = Field(
+        None,
+        description="W&B mode; null (unset) = the trials' logging.wandb_mode (offline); WANDB_MODE overrides; "
+        "online without an API key (WANDB_API_KEY or `wandb login`) falls back to offline.",
     )
     group: str | None = Field(None, description="W&B group; default the sweep id.")
     tags: list[str] = Field(default_factory=list, description="Tags added to every trial's W&B run.")
+    log_checkpoints: bool = Field(
+        True, description="Upload every trial's checkpoints as W&B model artifacts (their size is logged); false keeps them on disk only."
+    )
 
 
 class Compare(_Section):

@@ -59,6 +59,16 @@ def test_wandb_settings_become_overrides(tmp_path: Path) -> None:
     logging = trial.config["logging"]
     assert logging["use_wandb"] and logging["wandb_project"] == "p" and logging["wandb_group"] == "sweep-1"
     assert logging["wandb_tags"] == ["a", "s"]
+    assert logging["wandb_log_checkpoints"] is True
+
+
+def test_unset_wandb_keys_stay_unset_and_checkpoints_can_stay_off(tmp_path: Path) -> None:
+    """Unset project/mode leave the trial's config (and then WANDB_PROJECT, WANDB_MODE) in charge."""
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ngrid:\n  seed: [1]\nwandb: {enabled: true, log_checkpoints: false}\n")
+    (trial,) = expand(load_sweep(path), path, "sweep-1")
+    logging = trial.config["logging"]
+    assert (logging["wandb_project"], logging["wandb_mode"], logging["wandb_log_checkpoints"]) == (None, "offline", False)
 
 
 def test_config_keys() -> None:

@@ -1,0 +1,29 @@
+"""A sweep trial's TensorBoard events and metrics.csv, after its worker died once and was retried."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+@pytest.mark.parametrize("trial", ["sleep-seed7", "nosleep-seed7"])
+def test_curves_match_metrics_jsonl_with_no_step_twice(reference_run: Path, trial: str) -> None:
+    out = reference_run / trial
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records]
+    evals = [r for r in records if "seen_acc" in r]
+    accumulator = EventAccumulator(str(out / "tensorboard"))
+    accumulator.Reload()
+    assert [e.step for e in accumulator.Scalars("task_loss")] == steps  # sleep-seed7's retry was purged
+    assert [e.step for e in accumulator.Scalars("seen_acc")] == [r["step"] for r in evals]
+    assert [e.value for e in accumulator.Scalars("seen_acc")] == pytest.approx([r["seen_acc"] for r in evals])
+    with (out / "metrics.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows] == steps
+    assert [float(r["seen_acc"]) for r in rows if r["seen_acc"]] == pytest.approx([r["seen_acc"] for r in evals])
