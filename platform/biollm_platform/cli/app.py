@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from typing import Annotated, Any
 
 import click
@@ -18,6 +19,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
+
+try:  # Typer >= 0.22 vendors click; its exceptions are not the click package's
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older Typer on the click package
+    from click.exceptions import NoArgsIsHelpError, UsageError
 
 from biollm_core.errors import UserError
 from biollm_platform.cli import bench, config_cmd, data, doctor, results, sweep, train
@@ -30,6 +36,21 @@ PATH_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
 
 class _HandleUserErrors(TyperGroup):
     """The root command group; it turns known errors into one message line and exit code 2."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        """Click's usage errors (a bad option value, a missing argument) as one line too, not a panel."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError:
+            return super().main(args, prog_name, complete_var, standalone_mode=True, **extra)  # prints help
+        except UsageError as error:
+            where = f" (see `{error.ctx.command_path} --help`)" if error.ctx is not None else ""
+            print_error(UserError(error.format_message().replace("Value error, ", "") + where))
+            sys.exit(2)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

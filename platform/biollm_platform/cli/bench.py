@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from biollm_platform.cli.config_cmd import Files, Overrides
+from biollm_platform.cli.sweep import Executor
 
 # torch, the engine and Ray are imported by the command that runs, not when the CLI starts.
 
@@ -97,7 +98,7 @@ def sweep(
         Path | None, typer.Option("--keep", help="Keep both runs' artifacts in this (empty) directory.")
     ] = None,
     executor: Annotated[
-        str | None,
+        Executor | None,
         typer.Option(help="Override the file's `resources.executor` (train_workers or train_local) for (b)."),
     ] = None,
 ) -> None:

@@ -86,6 +86,9 @@ def aggregate(
     ] = 0,
     root: Annotated[Path, typer.Option(help="Where sweep ids are looked up.")] = DEFAULT_SWEEPS_ROOT,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw the PNG plots (matplotlib).")] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the comparison (comparison/summary.json's content) as one JSON object.")
+    ] = False,
 ) -> None:
     """Pair the sweep's trials by seed and compare treatment with control on each metric.
 
@@ -105,6 +108,13 @@ def aggregate(
         settings=StatsSettings(level=level, n_bootstrap=bootstrap, seed=seed),
         plots=plots,
     )
+    if as_json:
+        import json
+
+        from biollm_platform.results.report import summary_document
+
+        typer.echo(json.dumps(summary_document(result, sweep_dir / "comparison"), allow_nan=False))
+        return
     print_comparison(result)
 
 

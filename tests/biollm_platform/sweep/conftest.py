@@ -96,11 +96,12 @@ def reference_run(ray_cluster: str, repo_root: Path, tmp_path_factory: pytest.Te
         sweep_file = tiny_sweep_file(
             repo_root, directory, ("logging.use_tensorboard=true", "logging.use_csv=true"), retries=1
         )
-        result = CliRunner().invoke(app, ["submit", str(sweep_file), "--address", ray_cluster])
+        result = CliRunner().invoke(app, ["submit", str(sweep_file), "--address", ray_cluster, "--json"])
     finally:
         os.environ.pop(FAULT_ENVS["exit"])
     assert result.exit_code == 0, result.output
     (sweep_dir,) = (directory / "sweeps").iterdir()
+    (directory / "submit-stdout.txt").write_text(result.stdout)  # --json: test_trial_sinks reads it back
     return sweep_dir
 
 

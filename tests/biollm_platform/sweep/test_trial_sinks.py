@@ -27,3 +27,10 @@ def test_curves_match_metrics_jsonl_with_no_step_twice(reference_run: Path, tria
         rows = list(csv.DictReader(handle))
     assert [int(r["step"]) for r in rows] == steps
     assert [float(r["seen_acc"]) for r in rows if r["seen_acc"]] == pytest.approx([r["seen_acc"] for r in evals])
+
+
+def test_submit_json_is_the_only_thing_on_stdout(reference_run: Path) -> None:
+    document = json.loads((reference_run.parent.parent / "submit-stdout.txt").read_text())  # one object, nothing else
+    assert (document["sweep_id"], document["status"]) == (reference_run.name, "FINISHED")
+    assert document["counts"]["TERMINATED"] == 2 and {t["trial_id"] for t in document["trials"]} == {"sleep-seed7", "nosleep-seed7"}
+    assert document["comparison"] == str(reference_run / "comparison" / "summary.json")
