@@ -83,8 +83,13 @@ def emit_schema(schema: dict, out: Path | None) -> None:
     if out is None:
         typer.echo(text, nl=False)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as error:  # a file where a directory should be, a read-only place, a full disk
+        from biollm_core.errors import UserError
+
+        raise UserError(f"--out {out}: cannot write it ({error.strerror or error})") from None
     typer.echo(f"wrote {out}", err=True)
 
 

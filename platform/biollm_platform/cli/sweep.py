@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -127,6 +128,7 @@ def submit(
 ) -> None:
     """Expand SWEEP_FILE's grid and run every trial on Ray; print the sweep id, directory and results."""
     from biollm_platform.sweep import remote, runner
+    from biollm_platform.sweep.bytecode import ensure_bytecode
     from biollm_platform.sweep.report import print_results
 
     console = _console(stderr=as_json)
@@ -180,15 +182,18 @@ def submit(
             print(json.dumps({"sweep_id": prepared.sweep_id, "status": "STARTED", "pid": pid, "log": str(log),
                               "dir": str(prepared.sweep_dir)}))
         return
-    manifest, _ = runner.submit_local(
-        prepared,
-        address=address,
-        verbose=verbose,
-        console=None if remote_job else console,
-        publish=remote.publish_line if remote_job else None,
-        job_id=os.environ.get("RAY_JOB_SUBMISSION_ID") if remote_job else None,
-    )
-    print_results(prepared.sweep_dir, prepared.spec, manifest, console)
+    # --json: stdout holds the final object only; what Ray prints meanwhile (worker errors) goes to stderr
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        ensure_bytecode(lambda line: console.print(line, markup=False))  # once per install, before Ray starts
+        manifest, _ = runner.submit_local(
+            prepared,
+            address=address,
+            verbose=verbose,
+            console=None if remote_job else console,
+            publish=remote.publish_line if remote_job else None,
+            job_id=os.environ.get("RAY_JOB_SUBMISSION_ID") if remote_job else None,
+        )
+        print_results(prepared.sweep_dir, prepared.spec, manifest, console)
     console.print(f"sweep {manifest.sweep_id}: {manifest.status}  dir {prepared.sweep_dir}")
     if as_json:
         comparison = prepared.sweep_dir / "comparison" / "summary.json"
@@ -296,11 +301,13 @@ def resume(
 ) -> None:
     """Finish an interrupted sweep: done trials stay, interrupted and errored ones resume from checkpoints."""
     from biollm_platform.sweep import runner
+    from biollm_platform.sweep.bytecode import ensure_bytecode
     from biollm_platform.sweep.report import print_results
     from biollm_platform.sweep.schema import load_sweep
 
     sweep_dir = _find_sweep(sweep_id, root)
     console = _console()
+    ensure_bytecode(lambda line: console.print(line, markup=False))
     manifest = runner.resume(sweep_dir, address=address, verbose=verbose, console=console)
     print_results(sweep_dir, load_sweep(sweep_dir / "sweep.yaml"), manifest, console)
     console.print(f"sweep {manifest.sweep_id}: {manifest.status}  dir {sweep_dir}")

@@ -7,6 +7,7 @@ import errno
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -86,8 +87,15 @@ def train(
             raise UserError(f"{error} (the default directory is unique per resolved config)") from None
         raise
     console = Console(stderr=True)
-    with _log_to_stderr():
-        _run(config, out_dir, resume=resume, quiet=quiet, as_json=as_json, console=console)
+    # --json: stdout holds the final object only; anything a library prints meanwhile goes to stderr
+    with _log_to_stderr(), contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        summary = _run(config, out_dir, resume=resume, quiet=quiet, console=console)
+    if as_json:
+        typer.echo(json.dumps({"run_name": config.run_name, "mode": config.mode, "seed": config.seed,
+                               "out_dir": str(out_dir), "summary": summary}))
+        return
+    Console().print(summary_table(summary, f"{config.run_name} ({config.mode})"))
+    Console().print(f"artifacts: {out_dir}")
 
 
 @contextlib.contextmanager
@@ -104,8 +112,8 @@ def _log_to_stderr() -> Iterator[None]:
         root.handlers, root.level = saved
 
 
-def _run(config: Any, out_dir: Path, *, resume: bool, quiet: bool, as_json: bool, console: Any) -> None:
-    from rich.console import Console
+def _run(config: Any, out_dir: Path, *, resume: bool, quiet: bool, console: Any) -> dict[str, Any]:
+    """The run with its progress bar (on ``console``); returns the summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from biollm_core.config.loader import config_to_dict
@@ -114,30 +122,30 @@ def _run(config: Any, out_dir: Path, *, resume: bool, quiet: bool, as_json: bool
     from biollm_platform.tracking.sinks import platform_sinks
 
     sinks = platform_sinks(config, out_dir=out_dir, run_config=config_to_dict(config), run_name=config.run_name)
-    console.print(f"run [bold]{config.run_name}[/] -> {out_dir}")
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]} steps/s  task {task.fields[task_no]}  sleeps {task.fields[sleeps]}"),
         TimeElapsedColumn(), TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, disable=quiet, refresh_per_second=4) as bar:
-        bar_task = bar.add_task("train", total=None, rate="-", task_no="-", sleeps=0)
+    drawn: dict[str, Any] = {}  # the header and the bar appear with the first step: a run refused while
+    #                             its data and model are built prints its one error line and nothing else
 
-        def on_step(p: RunProgress) -> None:
-            bar.update(bar_task, completed=p.step, total=p.total, task_no=p.task_id, sleeps=p.sleep_count)
-            speed = bar.tasks[0].speed
-            bar.update(bar_task, rate=f"{speed:.1f}" if speed else "-")
+    def on_step(p: RunProgress) -> None:
+        if not drawn:
+            console.print(f"run [bold]{config.run_name}[/] -> {out_dir}")
+            bar = stack.enter_context(Progress(*columns, console=console, disable=quiet, refresh_per_second=4))
+            drawn.update(bar=bar, task=bar.add_task("train", total=None, rate="-", task_no="-", sleeps=0))
+        bar, bar_task = drawn["bar"], drawn["task"]
+        bar.update(bar_task, completed=p.step, total=p.total, task_no=p.task_id, sleeps=p.sleep_count)
+        speed = bar.tasks[0].speed
+        bar.update(bar_task, rate=f"{speed:.1f}" if speed else "-")
 
+    with contextlib.ExitStack() as stack:
         try:
             summary = run_experiment(config, out_dir, sinks=sinks, resume=resume, progress=on_step)
         except OSError as error:
             raise _disk_error(error, out_dir) or error from None
-    if as_json:
-        typer.echo(json.dumps({"run_name": config.run_name, "mode": config.mode, "seed": config.seed,
-                               "out_dir": str(out_dir), "summary": summary}))
-        return
-    Console().print(summary_table(summary, f"{config.run_name} ({config.mode})"))
-    Console().print(f"artifacts: {out_dir}")
+    return summary
 
 
 def _disk_error(error: OSError, out_dir: Path) -> UserError | None:
