@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,9 +38,11 @@ class TensorBoardSink:
         from tensorboardX import SummaryWriter  # 1-2 s to import: only for runs that log to TensorBoard
 
         resumed = self.log_dir.is_dir() and any(self.log_dir.glob("events.out.tfevents.*"))
-        self._writer = SummaryWriter(  # tensorboardX names files by the second: a suffix keeps attempts apart
+        # tensorboardX names files by the second; TensorBoard reads them in name order. A nanosecond suffix
+        # keeps two attempts of one second apart and in order (the later one's purge_step then applies).
+        self._writer = SummaryWriter(
             logdir=str(self.log_dir), purge_step=step if resumed else None, flush_secs=FLUSH_SECS,
-            filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}",
+            filename_suffix=f".{time.time_ns()}.{os.getpid()}",
         )
         return self._writer
 
