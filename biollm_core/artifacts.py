@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from biollm_core.errors import UserError
+
 
 def json_safe(value: Any) -> Any:
     """Non-finite floats become null (strict JSON); tensors become Python numbers."""
@@ -35,10 +37,24 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON through a temporary file and a rename, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(json_safe(data), handle, indent=2, sort_keys=True, allow_nan=False)
-        handle.write("\n")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(json_safe(data), handle, indent=2, sort_keys=True, allow_nan=False)
+            handle.write("\n")
+    except OSError as error:  # a full disk: the old file stays, the error names it
+        Path(tmp).unlink(missing_ok=True)
+        raise _naming(error, path) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """The same OSError with the file it was about (a write on an open handle names none)."""
+    if error.filename is not None or error.errno is None:
+        return error
+    return OSError(error.errno, error.strerror or os.strerror(error.errno), str(path))
 
 
 class JsonlSink:
@@ -49,8 +65,11 @@ class JsonlSink:
         self._handle = path.open("a", encoding="utf-8")
 
     def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
-        self._handle.write(json.dumps(json_safe({"step": step, **metrics}), allow_nan=False) + "\n")
-        self._handle.flush()
+        try:
+            self._handle.write(json.dumps(json_safe({"step": step, **metrics}), allow_nan=False) + "\n")
+            self._handle.flush()
+        except OSError as error:
+            raise _naming(error, self.path) from None
 
     def log_checkpoint(self, step: int, path: Path, final: bool) -> None:
         pass
@@ -59,14 +78,42 @@ class JsonlSink:
         pass
 
     def close(self) -> None:
-        self._handle.close()
+        try:
+            self._handle.close()
+        except OSError as error:
+            raise _naming(error, self.path) from None
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:
-    """Keep only the records with ``step <= last_step`` (used when resuming from a checkpoint)."""
+    """Keep only the records with ``step <= last_step`` (used when resuming from a checkpoint).
+
+    A torn last line (a crash mid-write: no newline at the end) is dropped. Any other line that is not a
+    JSON record stops the resume with its file:line, before anything is changed.
+    """
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not a metrics file (byte {error.start} is not UTF-8); move it away to resume") from None
+    lines = text.splitlines()
+    kept = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            step = record["step"]
+            if not isinstance(step, int):
+                raise TypeError(step)
+        except (ValueError, KeyError, TypeError):
+            if number == len(lines) and not text.endswith("\n"):
+                continue  # torn by a crash while it was written; past the checkpoint anyway
+            raise UserError(
+                f"{path}:{number}: not a metrics record (garbled line); fix or delete that line to resume"
+            ) from None
+        if step <= last_step:
+            kept.append(line)
     path.write_text("".join(line + "\n" for line in kept))
 
 

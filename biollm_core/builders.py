@@ -43,6 +43,7 @@ def build_benchmark(cfg: RunConfig) -> ContinualBenchmark:
         heldout_per_task=b.heldout_per_task, prompt_template=b.prompt_template,
         ignore_prompt_loss=b.ignore_prompt_loss, enforce_full_vocab=b.enforce_full_vocab,
         steps_per_task=b.steps_per_task, seq_len=b.seq_len, vocab_size=m.vocab_size, seed=cfg.seed,
+        total_steps=cfg.train.max_steps,
     )
 
 

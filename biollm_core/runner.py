@@ -21,14 +21,14 @@ import torch
 
 from biollm_core import builders
 from biollm_core.artifacts import JsonlSink, run_metadata, truncate_metrics, write_json_atomic
-from biollm_core.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from biollm_core.checkpoint import load_latest_checkpoint, save_checkpoint
 from biollm_core.config.schema import RunConfig
 from biollm_core.device import pick_device
-from biollm_core.errors import UserError
 from biollm_core.evaluate import evaluate_tasks
 from biollm_core.evaluation_protocol import EvaluationState
 from biollm_core.methods import MethodContext, build_method
 from biollm_core.methods.protocol import ContinualMethod, StepInfo
+from biollm_core.output_dir import check_out_dir
 from biollm_core.protocols import MetricsSink
 from biollm_core.redaction import redact
 from biollm_core.step_log import StepLog
@@ -54,14 +54,6 @@ class RunState:
     evaluation: EvaluationState = field(default_factory=EvaluationState)
 
 
-def prepare_out_dir(out_dir: Path, resume: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"output directory {out_dir} exists and is a file; choose another --out")
-    if not resume and out_dir.is_dir() and ((out_dir / "summary.json").exists() or (out_dir / "checkpoints").exists()):
-        raise UserError(f"output directory {out_dir} already holds a run; pass --resume to continue it or choose another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -78,7 +70,7 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run (or resume) one experiment into ``out_dir``; returns the summary written to summary.json."""
     out_dir = Path(out_dir)
-    prepare_out_dir(out_dir, resume)
+    check_out_dir(out_dir, resume)  # created below, once config, data and model are built
     seed_everything(config.seed)
     device = pick_device(config.device)
     precision = builders.build_precision(config, device)
@@ -87,6 +79,7 @@ def run_experiment(
     context = MethodContext(bench, device, precision, heldouts[0].input_ids.shape[1], heldouts[0].attention_mask is not None)
     method = build_method(config, context)
     t, checkpoints = config.train, out_dir / "checkpoints"
+    out_dir.mkdir(parents=True, exist_ok=True)
     state = start_state(out_dir, resume, method, device)
     write_json_atomic(out_dir / "validated_config.json", redact(config.model_dump(mode="json", by_alias=True)))
     write_json_atomic(out_dir / "run_metadata.json", redact(run_metadata(device, precision.notes)))
@@ -150,8 +143,8 @@ def start_state(out_dir: Path, resume: bool, method: ContinualMethod, device: to
     """A fresh state, or with ``resume`` the latest checkpoint's (loaded into ``method``, metrics.jsonl cut
     back to its step)."""
     metrics_path = out_dir / "metrics.jsonl"
-    if resume and (found := latest_checkpoint(out_dir / "checkpoints")) is not None:
-        state = restore(found, method, device)
+    if resume and (latest := load_latest_checkpoint(out_dir / "checkpoints", device)) is not None:
+        state = restore(*latest, method)
         truncate_metrics(metrics_path, state.step)
         return state
     if not resume:
@@ -159,9 +152,8 @@ def start_state(out_dir: Path, resume: bool, method: ContinualMethod, device: to
     return RunState()
 
 
-def restore(found: Path, method: ContinualMethod, device: torch.device) -> RunState:
-    """Load a checkpoint into ``method``; returns the loop's state at that step."""
-    saved = load_checkpoint(found, device)
+def restore(found: Path, saved: dict[str, Any], method: ContinualMethod) -> RunState:
+    """Load a checkpoint's state into ``method``; returns the loop's state at that step."""
     method.load_state_dict(saved["method"])
     run_state = dict(saved["run_state"])
     state = RunState(**{**run_state, "evaluation": EvaluationState(**run_state["evaluation"])})

@@ -1,7 +1,8 @@
 """The instruction benchmark (spec §7): prompt/response pairs, one task after another.
 
 - Task ids: sorted unique task names -> 0..n-1 (``assign_task_ids``); tasks are presented in id order,
-  ``steps_per_task`` wake steps each, then the last task continues if the run is longer.
+  ``steps_per_task`` wake steps each, then the last task continues if the run is longer
+  (``total_steps``, from ``train.max_steps``; shorter runs end inside the stream).
 - Held-out sets: a task's examples with ``"split": "eval"`` when it has any (at most
   ``heldout_per_task``, in file order); otherwise the ``heldout_per_task`` examples that rank first by
   sha256(seed, task, prompt, response) -- independent of file order and process -- capped at half the
@@ -85,11 +86,12 @@ class InstructionBenchmark:
         steps_per_task: int,
         seed: int,
         input_vocab_size: int,
+        total_steps: int | None = None,
     ) -> None:
         self.task_names = task_names
         self.num_tasks = len(task_names)
         self.steps_per_task = steps_per_task
-        self.total_steps = self.num_tasks * steps_per_task
+        self.total_steps = total_steps if total_steps is not None else self.num_tasks * steps_per_task
         self.input_vocab_size = input_vocab_size
         self.seed = seed
         self._train = train_sets
@@ -99,7 +101,9 @@ class InstructionBenchmark:
         return min(step // self.steps_per_task, self.num_tasks - 1)
 
     def segment_ends(self) -> list[int]:
-        return [(task + 1) * self.steps_per_task - 1 for task in range(self.num_tasks)]
+        """Steps after which the task changes, and the run's last step (as the toy benchmark counts them)."""
+        changes = [(task + 1) * self.steps_per_task - 1 for task in range(self.num_tasks - 1)]
+        return sorted({end for end in changes if end < self.total_steps - 1} | {self.total_steps - 1})
 
     def train_batch(self, step: int, batch_size: int) -> Batch:
         return self.task_batch(self.task_at(step), step, batch_size)
@@ -137,6 +141,7 @@ def build_instruction_benchmark(
     seq_len: int,
     vocab_size: int,
     seed: int,
+    total_steps: int | None = None,
 ) -> InstructionBenchmark:
     """Read, tokenise, split. ``tokenizer`` is a transformers tokenizer (``load_tokenizer``)."""
     if "{prompt}" not in prompt_template:
@@ -196,6 +201,7 @@ def build_instruction_benchmark(
         steps_per_task=steps_per_task,
         seed=seed,
         input_vocab_size=max(vocab_size, pad_id + 1),
+        total_steps=total_steps,
     )
 
 

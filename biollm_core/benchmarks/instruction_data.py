@@ -112,9 +112,19 @@ def _local_records(path: Path) -> Iterator[tuple[str, Any]]:
     raise UserError(f"benchmark.local_path: {path} has suffix {path.suffix!r}; expected .jsonl or .json")
 
 
+def _not_text(path: Path, error: UnicodeDecodeError, line: int | None = None) -> UserError:
+    where = f"{path}:{line}" if line else str(path)
+    return UserError(f"{where}: not a UTF-8 text file (byte {error.start} of {'that line' if line else 'the file'}); "
+                     "expected JSON instruction records")
+
+
 def _jsonl_records(path: Path) -> Iterator[tuple[str, Any]]:
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise _not_text(path, error, number) from None
             if not line.strip():
                 continue
             try:
@@ -128,7 +138,10 @@ def _jsonl_records(path: Path) -> Iterator[tuple[str, Any]]:
 
 def _json_array_records(path: Path) -> Iterator[tuple[str, Any]]:
     """The elements of a top-level JSON array, each with the line it starts on."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise _not_text(path, error) from None
     decoder = json.JSONDecoder()
 
     def line_of(index: int) -> int:

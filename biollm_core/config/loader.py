@@ -17,6 +17,8 @@ file is config, nested (`experts: {num_experts: 4}`) or dotted (`experts.num_exp
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +128,12 @@ def load_config_dict(
 ) -> RunConfig:
     """Validate an already merged config dict (e.g. a sweep trial's); `source` names it in errors."""
     return validate_run_config(data, origins, source)
+
+
+def config_digest(config: RunConfig) -> str:
+    """sha256 (hex) of the resolved config: equal configs, equal digests, whatever files or overrides made them."""
+    text = json.dumps(config_to_dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:

@@ -147,7 +147,7 @@ class BenchmarkConfig(Section):
 
 
 class TrainConfig(Section):
-    max_steps: int | None = Field(None, ge=1, description="Training steps in total; null = one full pass over the benchmark's stream.")
+    max_steps: int | None = Field(None, ge=1, description="Training steps in total, for every benchmark; null = one full stream (toy: num_tasks * switch_every; instruction: tasks * steps_per_task).")
     batch_size: int = Field(32, ge=1, description="Examples of the stream per training step (every method).")
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the neocortex for the methods that train it on the stream itself (finetune, ewc, lwf, er, derpp, joint); cls trains it only in sleep, at consolidation.slow_lr.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay of the neocortex for the methods that train it on the stream itself.")
@@ -168,15 +168,18 @@ class LoggingConfig(Section):
     log_interval: int = Field(1, ge=1, description="Write a metrics.jsonl record every N steps (segment ends and evals are always written).")
     checkpoint_interval: int = Field(200, ge=1, description="Steps between checkpoints (a final one is always written).")
     checkpoint_keep_last: int = Field(2, ge=1, description="Checkpoints kept on disk.")
+    use_tensorboard: bool = Field(False, description="Write TensorBoard event files to <run dir>/tensorboard/ (the platform's sink, tensorboardX).")
+    use_csv: bool = Field(False, description="Write the scalar metrics as <run dir>/metrics.csv, one row per logged step (the platform's sink).")
     use_wandb: bool = Field(False, description="Track the run in Weights & Biases (the platform's sink).")
-    wandb_project: str = Field("biollm-cls", description="W&B project.")
-    wandb_entity: str | None = Field(None, description="W&B entity (team or user); default from WANDB_ENTITY.")
-    wandb_mode: Literal["offline", "online", "disabled"] = Field("offline", description="W&B mode; WANDB_MODE overrides; online without WANDB_API_KEY falls back to offline.")
+    wandb_project: str | None = Field(None, description="W&B project; null (unset) = WANDB_PROJECT, else biollm-cls.")
+    wandb_entity: str | None = Field(None, description="W&B entity (team or user); null (unset) = WANDB_ENTITY, else your default entity.")
+    wandb_dir: str | None = Field(None, description="Where the W&B run folder goes; null (unset) = WANDB_DIR, else the run's output directory.")
+    wandb_mode: Literal["offline", "online", "disabled"] = Field("offline", description="W&B mode; WANDB_MODE overrides; online without an API key (WANDB_API_KEY or `wandb login`'s netrc) falls back to offline.")
     wandb_run_name: str | None = Field(None, description="W&B run name; default the run name.")
     wandb_group: str | None = Field(None, description="W&B group.")
     wandb_tags: list[str] = Field(default_factory=list, description="W&B tags.")
-    wandb_resume: Literal["allow", "must", "never", "auto"] | None = Field(None, description="W&B resume policy.")
-    wandb_log_checkpoints: bool = Field(True, description="Upload checkpoints as W&B model artifacts.")
+    wandb_resume: Literal["allow", "must", "never", "auto"] | None = Field(None, description="W&B resume policy; null (unset) = WANDB_RESUME, else allow (a retried trial continues its W&B run).")
+    wandb_log_checkpoints: bool = Field(True, description="Upload checkpoints as W&B model artifacts (their size is logged); false keeps them on disk only.")
 
 
 class ReproConfig(Section):

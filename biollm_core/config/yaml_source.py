@@ -57,28 +57,45 @@ def parse_yaml_value(text: str) -> Any:
         return text  # e.g. `@run`, which YAML reserves: the user meant the text
 
 
-def read_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
-    """Read a YAML file holding a mapping; return it and the 1-based line of every key path.
-
-    Raises UserError for a missing file, a syntax error (file:line:column), a duplicate key (file:line)
-    or a document that is not a mapping. An empty file is an empty mapping.
-    """
+def read_yaml_text(path: Path, what: str = "config file") -> str:
+    """A YAML file's text; UserError (one line) for a missing file, a directory or bytes that are not UTF-8."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UserError(f"config file not found: {path}") from None
+        raise UserError(f"{what} not found: {path}") from None
     except IsADirectoryError:
-        raise UserError(f"config file is a directory: {path}") from None
+        raise UserError(f"{what} is a directory: {path}") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not a YAML text file (byte {error.start} is not UTF-8)") from None
+    except OSError as error:
+        raise UserError(f"{what} {path}: cannot be read: {error.strerror or error}") from None
+
+
+def load_yaml_document(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """Parse one YAML document with the YAML 1.2 core schema; return its data and its node tree.
+
+    Raises UserError naming ``source:line:column`` for a syntax error.
+    """
     loader = _CoreLoader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         raise UserError(f"{where}: invalid YAML: {_problem(error)}") from None
     finally:
         loader.dispose()
+    return data, node
+
+
+def read_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """Read a YAML file holding a mapping; return it and the 1-based line of every key path.
+
+    Raises UserError for a missing or unreadable file, a syntax error (file:line:column), a duplicate
+    key (file:line) or a document that is not a mapping. An empty file is an empty mapping.
+    """
+    data, node = load_yaml_document(read_yaml_text(path), str(path))
     if data is None:
         return {}, {}
     if not isinstance(data, dict):

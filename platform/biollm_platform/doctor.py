@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import netrc
 import os
 import platform as platform_info  # the standard-library module (this package must not shadow it)
 import socket
@@ -143,22 +142,11 @@ def ray_report(address: str | None) -> dict[str, Any]:
     return {"version": _version("ray"), "cluster": cluster_report(address)}
 
 
-def _netrc_has_wandb() -> bool:
-    try:
-        path = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-        return path.is_file() and netrc.netrc(path).authenticators("api.wandb.ai") is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
-
-
 def wandb_report() -> dict[str, Any]:
     """W&B mode and whether an API key is set (never its value)."""
-    if os.environ.get("WANDB_API_KEY"):
-        source = "WANDB_API_KEY"
-    elif _netrc_has_wandb():
-        source = "netrc"
-    else:
-        source = None
+    from biollm_platform.tracking.mode import api_key_source  # the same rule a run's online mode uses
+
+    source = api_key_source(os.environ)
     disabled = os.environ.get("WANDB_DISABLED", "").lower() in ("1", "true", "yes")
     return {
         "version": _version("wandb"),

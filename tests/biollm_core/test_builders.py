@@ -64,3 +64,30 @@ def test_adamw_is_fused_on_cpu_and_updates_like_torch_default() -> None:
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
     assert (a.weight - initial).abs().min() > 0  # every weight moved: the steps were real
+
+
+def _instruction_files(tmp_path) -> tuple[str, str]:  # noqa: ANN001
+    """A word-level tokenizer saved with save_pretrained and two tasks of examples."""
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<eos>", "say", "a", "b", "c", "one"]
+    backend = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="<eos>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>").save_pretrained(tmp_path / "tok")
+    rows = [{"task": task, "prompt": f"say {w}", "response": f"{w} one"} for task in ("t1", "t2") for w in "abcabcabcabc"]
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(tmp_path / "tok"), str(tmp_path / "data.jsonl")
+
+
+def test_every_benchmark_honours_train_max_steps(tmp_path) -> None:  # noqa: ANN001
+    tokenizer, data = _instruction_files(tmp_path)
+    common = [f"benchmark.tokenizer_name={tokenizer}", "benchmark.local_path=" + data, "model.vocab_size=6",
+              "benchmark.heldout_per_task=2", "benchmark.min_examples_per_task=4"]
+    instruction = load_config(["benchmark=instruction", *common])
+    assert builders.build_benchmark(instruction).total_steps == 2 * 200  # one pass: 2 tasks x steps_per_task
+    short = load_config(["benchmark=instruction", *common, "train.max_steps=20"])
+    assert builders.build_benchmark(short).total_steps == 20
+    assert builders.build_benchmark(load_config(["train.max_steps=20"])).total_steps == 20  # toy

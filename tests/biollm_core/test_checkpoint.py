@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from biollm_core.checkpoint import checkpoint_name, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from biollm_core.checkpoint import (
+    UnsafeCheckpointError,
+    checkpoint_name,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    load_latest_checkpoint,
+    save_checkpoint,
+)
 from biollm_core.errors import UserError
 
 
@@ -62,3 +70,70 @@ def test_a_corrupt_checkpoint_is_a_user_error(tmp_path: Path) -> None:
     (path / "state.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="state.pt"):
         load_checkpoint(path, torch.device("cpu"))
+
+
+class _Exploit:
+    """A pickle that would run a shell command on load (what a tampered checkpoint holds)."""
+
+    def __reduce__(self):  # noqa: ANN204
+        import os
+
+        return (os.system, ("touch /tmp/biollm-pwned",))
+
+
+def test_a_malicious_pickle_is_refused_in_one_line_without_the_unsafe_hint(tmp_path: Path) -> None:
+    import pickle
+
+    path = save_checkpoint(tmp_path, 1, state(1), keep_last=1)
+    (path / "state.pt").write_bytes(pickle.dumps({"weights": _Exploit()}))
+    torch.save({"weights": _Exploit()}, tmp_path / "zip.pt")  # the same, in torch's own zip format
+    for file in (path / "state.pt", tmp_path / "zip.pt"):
+        if file.name == "zip.pt":
+            (path / "state.pt").write_bytes(file.read_bytes())
+        with pytest.raises(UnsafeCheckpointError) as refused:
+            load_latest_checkpoint(tmp_path, torch.device("cpu"))  # no fallback past a tampered file
+        message = str(refused.value)
+        assert message == (
+            f"{path / 'state.pt'} is not a BioLLM checkpoint (it holds objects other than tensors and plain data) "
+            "and will not be loaded"
+        )
+        assert "weights_only" not in message and "\n" not in message
+    assert not Path("/tmp/biollm-pwned").exists()
+
+
+def test_resume_falls_back_to_the_newest_readable_checkpoint(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    for step in (10, 20):
+        save_checkpoint(tmp_path, step, state(step), keep_last=3)
+    newest = tmp_path / "step-00000020" / "state.pt"
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated: the machine died while it was copied
+    with caplog.at_level("WARNING", logger="biollm"):
+        path, loaded = load_latest_checkpoint(tmp_path, torch.device("cpu"))
+    assert path == tmp_path / "step-00000010" and loaded["step"] == 10
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert f"checkpoint {newest} cannot be read" in warning and f"resuming from the newest readable checkpoint, {path}" in warning
+    (tmp_path / "step-00000010" / "state.pt").write_bytes(b"")
+    with pytest.raises(UserError, match="no readable checkpoint under"):
+        load_latest_checkpoint(tmp_path, torch.device("cpu"))
+    assert load_latest_checkpoint(tmp_path / "none", torch.device("cpu")) is None
+
+
+def test_a_full_disk_names_the_checkpoint_and_keeps_the_earlier_ones(tmp_path: Path) -> None:
+    """The write fails like ENOSPC does (here /dev/full as the state file's destination)."""
+    import errno
+    import os
+
+    save_checkpoint(tmp_path, 10, state(10), keep_last=2)
+    before = (tmp_path / "step-00000010" / "state.pt").read_bytes()
+    real_open = Path.open
+
+    def full_disk(self: Path, mode: str = "r", *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        target = Path("/dev/full") if self.name == "state.pt" and "w" in mode else self
+        return real_open(target, mode, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "open", full_disk)
+        with pytest.raises(OSError) as failed:
+            save_checkpoint(tmp_path, 20, state(20), keep_last=2)
+    assert failed.value.errno == errno.ENOSPC and failed.value.filename == str(tmp_path / "step-00000020" / "state.pt")
+    assert os.listdir(tmp_path) == ["step-00000010"]  # no temporary directory left, the earlier one intact
+    assert (tmp_path / "step-00000010" / "state.pt").read_bytes() == before

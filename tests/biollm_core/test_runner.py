@@ -159,3 +159,22 @@ def test_existing_run_needs_resume(tmp_path: Path) -> None:
     run_experiment(load_config(tiny("cls")), tmp_path)
     with pytest.raises(UserError, match="--resume"):
         run_experiment(load_config(tiny("cls")), tmp_path)
+
+
+def test_resume_past_a_truncated_latest_checkpoint_ends_where_an_uninterrupted_run_does(tmp_path: Path) -> None:
+    config = load_config(SMALL)
+    whole = run_experiment(config, tmp_path / "whole")
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(progress) -> None:  # noqa: ANN001
+        if progress.step == 47:  # checkpoints at 20 and 40 exist
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_experiment(config, tmp_path / "cut", progress=stop)
+    latest = tmp_path / "cut" / "checkpoints" / "step-00000040" / "state.pt"
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # torn
+    resumed = run_experiment(config, tmp_path / "cut", resume=True)  # from step 20
+    assert figures(resumed) == figures(whole)

@@ -18,7 +18,8 @@ def wandb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
         monkeypatch.setenv(name, str(home / name.lower()))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "stray-wandb-dir"))
+    monkeypatch.setenv("NETRC", str(home / "netrc"))  # no `wandb login` key from this machine's ~/.netrc
+    monkeypatch.delenv("WANDB_DIR", raising=False)  # set, it would win over the run folder (W&B convention)
     for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_RUN_ID", "WANDB_RESUME"):
         monkeypatch.delenv(name, raising=False)
     yield

@@ -7,14 +7,14 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from biollm_core.config.loader import load_config
-from biollm_platform.bench.engine import bench_engine
 from biollm_platform.cli.config_cmd import Files, Overrides
+from biollm_platform.cli.sweep import Executor
+
+# torch, the engine and Ray are imported by the command that runs, not when the CLI starts.
 
 app = typer.Typer(help="Measure what the engine and the Ray sweep cost (times, throughput, memory).", no_args_is_help=True)
 
@@ -62,6 +62,11 @@ def engine(
 ) -> None:
     """Time plain fine-tuning, the method's step (`method=X`; cls: the wake step and the sleep step) and
     evaluation on the same batches."""
+    import torch
+
+    from biollm_core.config.loader import load_config
+    from biollm_platform.bench.engine import bench_engine
+
     config = load_config(overrides or [], files or [])
     previous = torch.get_num_threads()
     if threads is not None:
@@ -104,7 +109,7 @@ def sweep(
         Path | None, typer.Option("--keep", help="Keep both runs' artifacts in this (empty) directory.")
     ] = None,
     executor: Annotated[
-        str | None,
+        Executor | None,
         typer.Option(help="Override the file's `resources.executor` (train_workers or train_local) for (b)."),
     ] = None,
 ) -> None:
@@ -117,8 +122,10 @@ def sweep(
     Also the time the engine waited in Ray's report calls, and the bound: the ratio with no fixed cost at all.
     """
     from biollm_platform.bench.sweep import bench_sweep
+    from biollm_platform.sweep.bytecode import ensure_bytecode
 
     console = Console(stderr=True, highlight=False)
+    ensure_bytecode(lambda line: console.print(line, markup=False))  # both halves start with compiled bytecode
     result = bench_sweep(
         sweep_file, tuple(overrides or []), address=address, keep=keep, executor=executor,
         log=lambda line: console.print(line),
@@ -142,3 +149,35 @@ def sweep(
 
 
 app.command("sweep")(sweep)
+
+
+def startup(
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Runs of each command (the median is reported).")] = 5,
+    with_uv: Annotated[bool, typer.Option("--uv", help="Also time `uv run biollm --help` (uv's own start on top).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+) -> None:
+    """Time `biollm --help` and `biollm sweep list` in fresh processes against `python -c pass`.
+
+    Medians of REPEATS subprocess runs each, and each one's ratio to `python -c pass` timed the same way.
+    """
+    from biollm_platform.bench.startup import bench_startup
+
+    result = bench_startup(repeats, with_uv=with_uv)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    out = Console(highlight=False)
+    out.print(f"median of {repeats} runs of `{result['command']} ...` (fresh processes)")
+    out.print(f"python -c pass          {result['python_pass_s']:.3f} s")
+    for name, label in (("help", "biollm --help"), ("sweep_list", "biollm sweep list"), ("version", "biollm --version"),
+                        ("uv_run_help", "uv run biollm --help")):
+        if f"{name}_s" not in result:
+            continue
+        target = result["targets_s"].get(name)
+        verdict = "" if target is None else f"   target <= {target} s: {'met' if result['targets_met'][name] else 'MISSED'}"
+        out.print(f"{label:<23} {result[f'{name}_s']:.3f} s  ({result[f'{name}_ratio']:.1f} x python -c pass){verdict}")
+    if "uv_run_overhead_s" in result:
+        out.print(f"uv run adds             {result['uv_run_overhead_s']:.3f} s")
+
+
+app.command("startup")(startup)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from biollm_platform.data.make_instructions import OUTPUT_NAME, TASKS, make_instructions, write_instructions
-from biollm_platform.data.tiny_lm import DEFAULT_HEADS, MIN_VOCAB, Architecture, make_tiny_lm
+from biollm_platform.data.tiny_lm import DEFAULT_HEADS, MIN_VOCAB, Architecture, make_tiny_lm  # torch etc. on use
 
 app = typer.Typer(help="Make data sets for local experiments.", no_args_is_help=True)
 

@@ -13,6 +13,8 @@ from biollm_core.methods.registry import DEFAULT_CONTROL
 from biollm_platform.results.collect import DEFAULT_CURVE_METRICS
 from biollm_platform.results.metrics import DEFAULT_METRICS
 
+# numpy, matplotlib and the statistics are imported by `aggregate` when it runs: `--help` stays fast.
+
 DEFAULT_SWEEPS_ROOT = Path("outputs/sweeps")
 
 app = typer.Typer(
@@ -88,6 +90,10 @@ def aggregate(
         int, typer.Option(help="Seed of the bootstrap (and of Monte Carlo sign flips for n > 16).")
     ] = 0,
     root: Annotated[Path, typer.Option(help="Where sweep ids are looked up.")] = DEFAULT_SWEEPS_ROOT,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw the PNG plots (matplotlib).")] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the comparison (comparison/summary.json's content) as one JSON object.")
+    ] = False,
 ) -> None:
     """Rank every value of --axis (the methods) and compare each with --control, paired by seed.
 
@@ -107,7 +113,15 @@ def aggregate(
         axis=axis,
         curve_metrics=tuple(curve or DEFAULT_CURVE_METRICS),
         settings=StatsSettings(level=level, n_bootstrap=bootstrap, seed=seed),
+        plots=plots,
     )
+    if as_json:
+        import json
+
+        from biollm_platform.results.report import summary_document
+
+        typer.echo(json.dumps(summary_document(result, sweep_dir / "comparison"), allow_nan=False))
+        return
     print_comparison(result)
 
 

@@ -25,7 +25,7 @@ def publish(
     ] = None,
     project: Annotated[
         str | None,
-        typer.Option(help="W&B project.", show_default="the trials' logging.wandb_project, else biollm-cls"),
+        typer.Option(help="W&B project.", show_default="the trials' logging.wandb_project, else WANDB_PROJECT, else biollm-cls"),
     ] = None,
     mode: Annotated[
         str | None,
@@ -49,7 +49,7 @@ def publish(
     result = publish_sweep(
         sweep_dir,
         entity=entity or defaults.get("wandb_entity") or os.environ.get("WANDB_ENTITY") or None,
-        project=project or defaults.get("wandb_project") or "biollm-cls",
+        project=project or defaults.get("wandb_project") or os.environ.get("WANDB_PROJECT") or "biollm-cls",
         mode=mode or defaults.get("wandb_mode") or "offline",
     )
     for line in result.messages:

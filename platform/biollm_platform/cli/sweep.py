@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import os
@@ -9,7 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 import yaml
@@ -17,6 +18,9 @@ from rich.console import Console
 
 from biollm_core.errors import UserError
 from biollm_core.methods.registry import METHOD_NAMES, SEED_MODES
+from biollm_platform.cli.config_cmd import SchemaOut, emit_schema
+
+Executor = Literal["train_workers", "train_local"]  # == sweep.schema.Resources.executor (a test checks)
 
 app = typer.Typer(
     help="Grids of seeds x methods x any config key on Ray Tune + Ray Train (local Ray or a remote cluster).",
@@ -28,8 +32,8 @@ RootOption = Annotated[Path, typer.Option("--root", help="Directory holding swee
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _console() -> Console:
-    console = Console(highlight=False)
+def _console(stderr: bool = False) -> Console:
+    console = Console(highlight=False, stderr=stderr)
     if not console.is_terminal:  # a log or a pipe: no reason to squeeze tables into 80 columns
         console.width = max(console.width, 160)
     return console
@@ -103,7 +107,7 @@ def submit(
         ),
     ] = None,
     executor: Annotated[
-        str | None,
+        Executor | None,
         typer.Option(
             help="Override the file's `resources.executor`: train_workers (a Ray Train worker group per "
             "trial) or train_local (one-worker trials run the engine in the Tune trial's process: less "
@@ -121,14 +125,19 @@ def submit(
         typer.Option(help="Remote: upload this checkout's packages with the job (off: use the image's)."),
     ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show Ray's own logs.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object at the end (sweep, status, trials) on stdout; progress on stderr."),
+    ] = False,
     sweep_id: Annotated[str | None, typer.Option(hidden=True)] = None,
     remote_job: Annotated[bool, typer.Option("--remote-job", hidden=True)] = False,
 ) -> None:
     """Expand SWEEP_FILE's grid and run every trial on Ray; print the sweep id, directory and results."""
     from biollm_platform.sweep import remote, runner
+    from biollm_platform.sweep.bytecode import ensure_bytecode
     from biollm_platform.sweep.report import print_results
 
-    console = _console()
+    console = _console(stderr=as_json)
     only = SEED_MODES.get(only.value, only.value) if only else None
     extra = [
         *(overrides or []),
@@ -139,6 +148,10 @@ def submit(
         sweep_file, tuple(extra), only=only, max_concurrent=max_concurrent, storage=storage, sweep_id=sweep_id,
         executor=executor,
     )
+    if dry_run and as_json:
+        print(json.dumps({"sweep_id": prepared.sweep_id, "executor": prepared.spec.resources.executor,
+                          "trials": [t.to_dict() for t in prepared.trials]}))
+        return
     if dry_run:
         console.print(f"{len(prepared.trials)} trials: " + ", ".join(t.trial_id for t in prepared.trials))
         console.print(f"executor: {prepared.spec.resources.executor}")
@@ -156,25 +169,43 @@ def submit(
             f"   |   biollm sweep status {prepared.sweep_id}"
         )
         if no_wait:
+            if as_json:
+                print(json.dumps({"sweep_id": prepared.sweep_id, "job_id": job_id, "address": address,
+                                  "status": "SUBMITTED", "dir": str(local_dir)}))
             return
         status = remote.wait_for_job(address, job_id, timeout_s=7 * 24 * 3600)
         console.print(f"job {job_id}: {status}")
+        if as_json:
+            print(json.dumps({"sweep_id": prepared.sweep_id, "job_id": job_id, "address": address,
+                              "status": status, "dir": str(local_dir)}))
         raise typer.Exit(0 if status == "SUCCEEDED" else 1)
     if no_wait:
-        _start_background(
+        pid, log = _start_background(
             sweep_file, extra, address, only, max_concurrent, storage, executor, prepared.sweep_id, console
         )
+        if as_json:
+            print(json.dumps({"sweep_id": prepared.sweep_id, "status": "STARTED", "pid": pid, "log": str(log),
+                              "dir": str(prepared.sweep_dir)}))
         return
-    manifest, _ = runner.submit_local(
-        prepared,
-        address=address,
-        verbose=verbose,
-        console=None if remote_job else console,
-        publish=remote.publish_line if remote_job else None,
-        job_id=os.environ.get("RAY_JOB_SUBMISSION_ID") if remote_job else None,
-    )
-    print_results(prepared.sweep_dir, prepared.spec, manifest, console)
+    # --json: stdout holds the final object only; what Ray prints meanwhile (worker errors) goes to stderr
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        ensure_bytecode(lambda line: console.print(line, markup=False))  # once per install, before Ray starts
+        manifest, _ = runner.submit_local(
+            prepared,
+            address=address,
+            verbose=verbose,
+            console=None if remote_job else console,
+            publish=remote.publish_line if remote_job else None,
+            job_id=os.environ.get("RAY_JOB_SUBMISSION_ID") if remote_job else None,
+        )
+        print_results(prepared.sweep_dir, prepared.spec, manifest, console)
     console.print(f"sweep {manifest.sweep_id}: {manifest.status}  dir {prepared.sweep_dir}")
+    if as_json:
+        comparison = prepared.sweep_dir / "comparison" / "summary.json"
+        print(json.dumps(_trials_json(prepared.sweep_dir, manifest) | {
+            "counts": manifest.counts(),
+            "comparison": str(comparison) if comparison.is_file() else None,
+        }))
     raise typer.Exit(0 if manifest.status == "FINISHED" else 1)
 
 
@@ -188,7 +219,7 @@ def _start_background(
     executor: str | None,
     sweep_id: str,
     console: Console,
-) -> None:
+) -> tuple[int, Path]:
     command = [
         sys.executable,
         "-m",
@@ -213,6 +244,7 @@ def _start_background(
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
     console.print(f"sweep {sweep_id} started in the background (pid {process.pid}); log {log}")
     console.print(f"follow: biollm sweep status {sweep_id}")
+    return process.pid, log
 
 
 @app.command("list")
@@ -274,11 +306,13 @@ def resume(
 ) -> None:
     """Finish an interrupted sweep: done trials stay, interrupted and errored ones resume from checkpoints."""
     from biollm_platform.sweep import runner
+    from biollm_platform.sweep.bytecode import ensure_bytecode
     from biollm_platform.sweep.report import print_results
     from biollm_platform.sweep.schema import load_sweep
 
     sweep_dir = _find_sweep(sweep_id, root)
     console = _console()
+    ensure_bytecode(lambda line: console.print(line, markup=False))
     manifest = runner.resume(sweep_dir, address=address, verbose=verbose, console=console)
     print_results(sweep_dir, load_sweep(sweep_dir / "sweep.yaml"), manifest, console)
     console.print(f"sweep {manifest.sweep_id}: {manifest.status}  dir {sweep_dir}")
@@ -311,30 +345,19 @@ def stop(sweep_id: str, root: RootOption = DEFAULT_ROOT) -> None:
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of sweep files."""
+def schema(out: SchemaOut = None) -> None:
+    """Print the JSON Schema of sweep files (shipped as schemas/sweep.schema.json)."""
     from biollm_platform.sweep.schema import sweep_json_schema
 
-    print(json.dumps(sweep_json_schema(), indent=2))
+    emit_schema(sweep_json_schema(), out)
 
 
 def main() -> None:
-    """`python -m biollm_platform.cli.sweep ...` (how Ray Jobs and background drivers run a sweep)."""
-    import click
+    """`python -m biollm_platform.cli.sweep ...` (how Ray Jobs and background drivers run a sweep): exactly
+    `biollm sweep ...`, with its one-line errors and exit codes."""
+    from biollm_platform.cli.app import app as root
 
-    try:
-        code = app(prog_name="biollm sweep", standalone_mode=False)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
+    root(args=["sweep", *sys.argv[1:]], prog_name="biollm")
 
 
 if __name__ == "__main__":

@@ -21,21 +21,13 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
-
-import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import (
-    GPT2Config,
-    GPT2LMHeadModel,
-    PreTrainedModel,
-    PreTrainedTokenizerFast,
-    Qwen2Config,
-    Qwen2ForCausalLM,
-)
+from typing import TYPE_CHECKING, Literal
 
 from biollm_core.benchmarks.instruction_data import read_examples
 from biollm_core.errors import UserError
+
+if TYPE_CHECKING:  # torch, tokenizers and transformers (3 s) are imported by the functions that use them
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 Architecture = Literal["gpt2", "qwen2"]
 ARCHITECTURES: tuple[Architecture, ...] = ("gpt2", "qwen2")
@@ -84,6 +76,9 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int, max_length: int) -> P
     """A byte-level BPE tokenizer of at most ``vocab_size`` tokens trained on ``texts``, EOS id 0."""
     if vocab_size < MIN_VOCAB:
         raise UserError(f"--vocab {vocab_size}: a byte-level tokenizer needs at least {MIN_VOCAB} tokens")
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
@@ -112,6 +107,9 @@ def build_model(
     seed: int,
 ) -> PreTrainedModel:
     """A randomly initialised GPT-2 or Qwen2 (no dropout); the global torch RNG is left untouched."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, Qwen2Config, Qwen2ForCausalLM
+
     heads = heads or DEFAULT_HEADS[arch]
     if width % heads or (arch == "qwen2" and heads % 2):
         raise UserError(

@@ -118,14 +118,21 @@ def _wandb_overrides(spec: SweepSpec, sweep_id: str) -> list[str]:
     settings = spec.wandb
     out = [
         "logging.use_wandb=true",
-        f"logging.wandb_project={settings.project}",
-        f"logging.wandb_mode={settings.mode}",
         f"logging.wandb_group={settings.group or sweep_id}",
         f"logging.wandb_tags={format_value([*settings.tags, spec.name])}",
     ]
-    if settings.entity:
-        out.append(f"logging.wandb_entity={settings.entity}")
+    for key, value in (("project", settings.project), ("mode", settings.mode), ("entity", settings.entity)):
+        if value:  # unset keys leave the trial's config, then the environment (WANDB_PROJECT, ...) in charge
+            out.append(f"logging.wandb_{key}={value}")
+    if not settings.log_checkpoints:
+        out.append("logging.wandb_log_checkpoints=false")
     return out
+
+
+def _blamed_axis(message: str, axes: dict[str, Any]) -> str | None:
+    """The axis whose override the loader's message names (`... (from override 'k=v')`), if any."""
+    named = [key for key, value in axes.items() if f"override '{key}={format_value(value)}'" in message]
+    return named[-1] if named else None
 
 
 def expand(
@@ -160,8 +167,9 @@ def expand(
             config = load_config(overrides=overrides, override_files=[Path(f) for f in files])
         except (UserError, ValidationError, ValueError) as error:
             first = str(error).strip().splitlines()[0]
-            axis = next(iter(spec.grid))
-            raise UserError(f"{axis_line(sweep_file, axis)}: trial {axes}: {first}") from None
+            axis = _blamed_axis(first, axes)
+            where = axis_line(sweep_file, axis) if axis else str(sweep_file)
+            raise UserError(f"{where}: trial {axes}: {first}") from None
         if local := local_path_overrides(config, Path.cwd()):
             overrides.extend(local)
             config = load_config(overrides=overrides, override_files=[Path(f) for f in files])

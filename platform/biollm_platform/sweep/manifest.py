@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from biollm_core.errors import UserError
+from biollm_core.methods.registry import SEED_MODES
 
 TrialState = Literal["PENDING", "RUNNING", "TERMINATED", "ERROR"]
 SweepStatus = Literal["CREATED", "RUNNING", "FINISHED", "FAILED", "INTERRUPTED", "STOPPED", "SUBMITTED"]
@@ -41,6 +42,21 @@ class TrialRecord(BaseModel):
     attempts: int = Field(0, description="Times the trial was started (resumes and reruns included).")
     step: int | None = Field(None, description="Latest reported step.")
     config: dict[str, Any] = Field(default_factory=dict, description="The resolved run config.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_mode(cls, data: Any) -> Any:
+        """A manifest written before methods existed names a trial's `mode` (sleep, nosleep)."""
+        if isinstance(data, dict) and "mode" in data and "method" not in data:
+            mode = data["mode"]
+            data = {k: v for k, v in data.items() if k != "mode"}
+            data["method"] = SEED_MODES.get(mode, mode)
+            axes = dict(data.get("axes") or {})
+            if "mode" in axes:
+                axes["method"] = SEED_MODES.get(axes["mode"], axes.pop("mode"))
+                axes.pop("mode", None)
+            data["axes"] = axes
+        return data
 
 
 class Manifest(BaseModel):

@@ -1,6 +1,7 @@
 """The sweep file as validated data: a base run config, a grid, resources, storage and a comparison.
 
-A sweep file is YAML. ``load_sweep`` refuses unknown keys with their path and the file's line, so a
+A sweep file is YAML, read with the run configs' YAML 1.2 reader (``off`` stays text, ``1e-3`` is a
+number: ``biollm_core.config.yaml_source``). ``load_sweep`` refuses unknown keys with their path and the file's line, so a
 typo never turns into a silently different experiment. Grid axes are run-config keys; they are checked
 against the run config when the grid is expanded (``expand.py``).
 """
@@ -13,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from biollm_core.config.yaml_source import load_yaml_document, read_yaml_text
 from biollm_core.errors import UserError
 from biollm_core.methods.registry import DEFAULT_CONTROL, SEED_MODES
 
@@ -75,13 +77,20 @@ class Wandb(_Section):
     enabled: bool = Field(
         False, description="Track every trial in Weights & Biases (one run per trial, grouped by sweep)."
     )
-    project: str = Field("biollm-cls", description="W&B project.")
-    entity: str | None = Field(None, description="W&B entity; default from WANDB_ENTITY.")
-    mode: Literal["offline", "online", "disabled"] = Field(
-        "offline", description="W&B mode; online without WANDB_API_KEY falls back to offline."
+    project: str | None = Field(
+        None, description="W&B project; null (unset) = the trials' logging.wandb_project, else WANDB_PROJECT, else biollm-cls."
+    )
+    entity: str | None = Field(None, description="W&B entity; null (unset) = WANDB_ENTITY.")
+    mode: Literal["offline", "online", "disabled"] | None = Field(
+        None,
+        description="W&B mode; null (unset) = the trials' logging.wandb_mode (offline); WANDB_MODE overrides; "
+        "online without an API key (WANDB_API_KEY or `wandb login`) falls back to offline.",
     )
     group: str | None = Field(None, description="W&B group; default the sweep id.")
     tags: list[str] = Field(default_factory=list, description="Tags added to every trial's W&B run.")
+    log_checkpoints: bool = Field(
+        True, description="Upload every trial's checkpoints as W&B model artifacts (their size is logged); false keeps them on disk only."
+    )
 
 
 class Compare(_Section):
@@ -170,14 +179,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 
 def parse_sweep(text: str, source: str = "<sweep>") -> SweepSpec:
     """Validate sweep YAML; an error is a UserError naming ``source:line``, the key path and the problem."""
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise UserError(f"{where}: not valid YAML: {problem}") from None
+    data, root = load_yaml_document(text, source)
     if not isinstance(data, dict):
         raise UserError(
             f"{source}: a sweep file is a YAML mapping (name, base, grid, ...), got {type(data).__name__}"
@@ -203,18 +205,32 @@ def load_sweep(path: Path) -> SweepSpec:
     """Read and validate a sweep file."""
     if not path.is_file():
         raise UserError(f"{path}: sweep file not found")
-    return parse_sweep(path.read_text(), str(path))
+    return parse_sweep(read_yaml_text(path, "sweep file"), str(path))
 
 
 def axis_line(path: Path, axis: str) -> str:
     """``file:line`` of a grid axis, for errors raised while expanding the grid."""
     try:
-        line = _line_of(yaml.compose(path.read_text()), ("grid", axis))
-    except (OSError, yaml.YAMLError):
+        line = _line_of(load_yaml_document(read_yaml_text(path, "sweep file"), str(path))[1], ("grid", axis))
+    except UserError:
         line = None
     return f"{path}:{line}" if line else str(path)
 
 
 def sweep_json_schema() -> dict[str, Any]:
-    """The JSON Schema of a sweep file (printed by `biollm sweep schema`)."""
-    return SweepSpec.model_json_schema()
+    """The JSON Schema of a sweep file (printed by `biollm sweep schema`; shipped as schemas/sweep.schema.json).
+
+    Grid axes are restricted to the run config's keys, so an editor completes them and flags a typo.
+    """
+    from biollm_core.config.file_schema import SCHEMA_DIALECT, config_key_paths
+
+    schema = SweepSpec.model_json_schema()
+    schema["properties"]["grid"]["propertyNames"] = {"enum": config_key_paths()}
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": "https://biollm.invalid/schemas/sweep.schema.json",
+        "title": "BioLLM sweep file",
+        "description": "A sweep: a base run config, a grid of run-config keys, the resources of one trial, "
+        "storage, W&B and the paired comparison. Values are YAML 1.2.",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }

@@ -175,7 +175,7 @@ def train_loop(payload: dict[str, Any]) -> None:
 
     from biollm_core.config.loader import load_config_dict
     from biollm_core.runner import run_experiment
-    from biollm_platform.tracking.wandb_sink import wandb_sink_from_config
+    from biollm_platform.tracking.sinks import platform_sinks
 
     from .expand import TrialSpec
     from .proc_time import process_started_at
@@ -204,18 +204,15 @@ def train_loop(payload: dict[str, Any]) -> None:
     ray_sink = RayReportSink(
         rank, out_dir, payload.get("faults"), to_tune=in_tune
     )
-    sinks: list[Any] = [ray_sink]
-    wandb_sink = wandb_sink_from_config(
-        config.logging,
+    sinks: list[Any] = [ray_sink, *platform_sinks(
+        config,
         out_dir=out_dir,
         run_config=trial.config,
         run_name=trial.trial_id,
         group=config.logging.wandb_group or payload["sweep_id"],
         extra_config={"sweep_id": payload["sweep_id"], "trial_id": trial.trial_id},
         rank=rank,
-    )
-    if wandb_sink is not None:
-        sinks.append(wandb_sink)
+    )]
     try:
         engine_started_at = time.time()
         run_experiment(config, out_dir, sinks=sinks, resume=resume, progress=ray_sink.on_progress)

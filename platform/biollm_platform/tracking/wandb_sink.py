@@ -33,7 +33,7 @@ import wandb
 
 from biollm_core.config.schema import LoggingConfig
 from biollm_core.redaction import redact
-from biollm_platform.tracking.mode import ModeResolution, resolve_wandb_mode
+from biollm_platform.tracking.mode import ModeResolution, resolve_wandb_mode, run_settings
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class WandbSink:
         out_dir: Path,
         entity: str | None = None,
         mode: str = "offline",
+        directory: str | None = None,
         group: str | None = None,
         tags: Sequence[str] = (),
         resume: str | None = None,
@@ -86,6 +87,7 @@ class WandbSink:
     ) -> None:
         self.out_dir = Path(out_dir)
         self.log_checkpoints = log_checkpoints
+        self.checkpoint_bytes = 0  # bytes of checkpoint artifacts logged by this sink
         self.resolution: ModeResolution = resolve_wandb_mode(mode, os.environ)
         if self.resolution.warning:
             logger.warning(self.resolution.warning)
@@ -98,6 +100,8 @@ class WandbSink:
         wandb_dir = self.out_dir / "wandb"
         wandb_dir.mkdir(parents=True, exist_ok=True)
         self._staging = wandb_dir / STAGING_DIR
+        if directory:
+            Path(directory).mkdir(parents=True, exist_ok=True)  # W&B falls back to a temp dir otherwise
         self.run = wandb.init(
             project=project,
             entity=entity,
@@ -106,7 +110,7 @@ class WandbSink:
             tags=list(tags),
             job_type=job_type,
             config=redact(dict(config or {})),
-            dir=str(self.out_dir),
+            dir=directory or str(self.out_dir),
             mode=self.resolution.mode,
             resume=resume,
             id=self._resume_id(wandb_dir) if resume and resume != "never" else None,
@@ -140,8 +144,16 @@ class WandbSink:
             return
         staged = _unique_dir(self._staging, Path(path).name + ("-final" if final else ""))
         _link_or_copy_tree(Path(path), staged)
+        size = sum(file.stat().st_size for file in staged.rglob("*") if file.is_file())
+        self.checkpoint_bytes += size
+        logger.info(
+            "W&B: checkpoint of step %d logged as artifact model-%s (%.1f MiB; %.1f MiB so far); "
+            "logging.wandb_log_checkpoints=false (sweeps: wandb: {log_checkpoints: false}) keeps checkpoints on disk only",
+            step, self.run.id, size / 2**20, self.checkpoint_bytes / 2**20,
+        )
         artifact = wandb.Artifact(
-            f"model-{self.run.id}", type="model", metadata={"step": int(step), "final": bool(final)}
+            f"model-{self.run.id}", type="model",
+            metadata={"step": int(step), "final": bool(final), "size_bytes": size},
         )
         artifact.add_dir(str(staged), policy="immutable")  # the staged files stay put until synced
         aliases = ["latest", f"step-{int(step)}"] + (["final"] if final else [])
@@ -206,21 +218,28 @@ def wandb_sink_from_config(
     A sweep passes ``run_name`` (the trial id) and ``group`` (the sweep id), which win over
     ``logging.wandb_run_name``/``logging.wandb_group``: every trial of a sweep is grouped by it.
     Without them: ``logging.wandb_run_name``, ``logging.run_name``, then ``<mode>-seed<seed>``.
-    ``logging.wandb_resume`` defaults to ``allow``: the run id is kept in ``<out_dir>/wandb/``, so a trial
-    that Ray retries (the engine resumes from its last checkpoint) continues the same W&B run.
+    Project, entity, run folder and resume policy: the config's key when set, else ``WANDB_PROJECT``,
+    ``WANDB_ENTITY``, ``WANDB_DIR``, ``WANDB_RESUME``, else biollm-cls, none, ``out_dir``, ``allow``
+    (``tracking.mode.run_settings``). With ``allow`` the run id is kept in ``<out_dir>/wandb/``, so a
+    trial that Ray retries (the engine resumes from its last checkpoint) continues the same W&B run.
     """
     if not logging_config.use_wandb or rank != 0:
         return None
     name = (run_name or logging_config.wandb_run_name or logging_config.run_name
             or f"{(run_config.get('method') or {}).get('name')}-seed{run_config.get('seed')}")
+    settings = run_settings(  # a config key that is set wins; unset, the WANDB_* variable; then our default
+        project=logging_config.wandb_project, entity=logging_config.wandb_entity, directory=logging_config.wandb_dir,
+        resume=logging_config.wandb_resume, out_dir=Path(out_dir), environ=os.environ,
+    )
     return WandbSink(
-        project=logging_config.wandb_project,
-        entity=logging_config.wandb_entity or os.environ.get("WANDB_ENTITY") or None,
+        project=settings.project,
+        entity=settings.entity,
         mode=logging_config.wandb_mode,
+        directory=settings.dir,
         run_name=name,
         group=group or logging_config.wandb_group,
         tags=logging_config.wandb_tags,
-        resume=logging_config.wandb_resume or "allow",  # a retried trial continues its own W&B run
+        resume=settings.resume,
         config={**run_config, **(extra_config or {})},
         out_dir=out_dir,
         log_checkpoints=logging_config.wandb_log_checkpoints,

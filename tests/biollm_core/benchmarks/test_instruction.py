@@ -204,3 +204,11 @@ def test_hub_dataset_path_reads_through_datasets(tokenizer, tmp_path: Path) -> N
     assert bench.num_tasks == 1 and len(bench.heldout(0)) == 2
     with pytest.raises(UserError, match="benchmark.dataset_name=.*cannot load"):
         _build(tokenizer, None, local_path=None, dataset_name=str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize(("total_steps", "ends"), [(7, [4, 6]), (3, [2]), (15, [4, 9, 14]), (20, [4, 9, 19])])
+def test_train_max_steps_sets_the_length_of_the_stream(tokenizer, tmp_path: Path, total_steps: int, ends: list[int]) -> None:
+    """`benchmark=instruction train.max_steps=20` ran the whole stream (1,600 steps) before: it must stop at 20."""
+    records = _records({"zeta": 6, "alpha": 6, "mid": 6})  # 3 tasks of 5 steps (steps_per_task=5)
+    bench = _build(tokenizer, _write_jsonl(tmp_path / "a.jsonl", records), total_steps=total_steps)
+    assert (bench.total_steps, bench.segment_ends()) == (total_steps, ends)

@@ -109,3 +109,13 @@ def test_bad_metric_is_a_user_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["aggregate", str(sweep_dir), "-m", "final_acc"])
     assert isinstance(result.exception, UserError)
     assert "--metric 'final_acc'" in str(result.exception)
+
+
+def test_aggregate_json_is_one_object_and_no_plots_draws_nothing(tmp_path: Path) -> None:
+    sweep_dir = write_sweep(tmp_path)
+    result = CliRunner().invoke(app, ["aggregate", str(sweep_dir), "-m", "final_seen_acc_avg", "--json", "--no-plots"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document == json.loads((sweep_dir / "comparison" / "summary.json").read_text())
+    assert document["comparisons"][0]["metrics"]["final_seen_acc_avg"]["mean_delta"] == 0.625
+    assert not list((sweep_dir / "comparison").glob("*.png"))

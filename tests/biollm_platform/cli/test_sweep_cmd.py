@@ -25,7 +25,7 @@ def _run(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("name: t\ngrid:\n\tseed: [7]\n", "bad.yaml:3: not valid YAML"),
+        ("name: t\ngrid:\n\tseed: [7]\n", "bad.yaml:3:1: invalid YAML"),
         (
             GOOD + "  experts.num_expertz: [4, 8]\n",
             "bad.yaml:7: grid.experts.num_expertz: `experts.num_expertz` is not a config key",
@@ -33,7 +33,7 @@ def _run(
         ("name: t\ngrid: {}\n", "bad.yaml:2: grid: Value error, the grid is empty"),
         ("name: t\ngrid:\n  seed: []\n", "axis `seed` has no values"),
         (GOOD + "resources:\n  gpu_per_worker: 1\n", "bad.yaml:8: resources.gpu_per_worker: unknown key"),
-        (GOOD + "  experts.num_experts: [0]\n", "bad.yaml:5: trial"),
+        (GOOD + "  experts.num_experts: [0]\n", "bad.yaml:7: trial"),
     ],
     ids=["malformed", "unknown-axis", "empty-grid", "empty-axis", "unknown-key", "bad-axis-value"],
 )
@@ -105,9 +105,29 @@ def test_executor_flag_overrides_the_file(tmp_path: Path, capsys, monkeypatch) -
     code, out, _ = _run(["submit", str(good), "--dry-run", "--executor", "train_local"], capsys, monkeypatch)
     assert code == 0 and "executor: train_local" in out
     code, _, err = _run(["submit", str(good), "--dry-run", "--executor", "local"], capsys, monkeypatch)
-    assert code == 2 and "--executor local: Input should be 'train_workers' or 'train_local'" in err
+    assert code == 2 and err.count("\n") == 1
+    assert "Invalid value for '--executor': 'local' is not one of 'train_workers', 'train_local'." in err
     two = tmp_path / "two.yaml"
     two.write_text(GOOD + "resources:\n  workers_per_trial: 2\n")
     code, _, err = _run(["submit", str(two), "--dry-run", "--executor", "train_local"], capsys, monkeypatch)
     assert code == 2 and "--executor train_local: executor train_local runs one worker per trial" in err
     assert not (tmp_path / "outputs").exists()
+
+
+def test_executor_choices_are_the_schema_s() -> None:
+    from typing import get_args
+
+    from biollm_platform.cli.sweep import Executor
+    from biollm_platform.sweep.schema import Resources
+
+    assert get_args(Executor) == get_args(Resources.model_fields["executor"].annotation)
+
+
+def test_dry_run_json_is_one_object(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.chdir(tmp_path)
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    code, out, _ = _run(["submit", str(good), "--dry-run", "--json"], capsys, monkeypatch)
+    document = json.loads(out)
+    assert code == 0 and [t["trial_id"] for t in document["trials"]] == ["cls-seed7", "nosleep-seed7"]
+    assert document["trials"][0]["config"]["method"] == {"name": "cls"} and not (tmp_path / "outputs").exists()

@@ -42,11 +42,11 @@ FIGURES = (
 )
 
 
-def tiny_sweep_file(repo_root: Path, directory: Path, **changes: object) -> Path:
+def tiny_sweep_file(repo_root: Path, directory: Path, extra_overrides: tuple[str, ...] = (), **changes: object) -> Path:
     """sweeps/toy_smoke.yaml cut to one seed and the tiny stream, storage under ``directory``."""
     spec = yaml.safe_load((repo_root / "sweeps" / "toy_smoke.yaml").read_text())
     spec["grid"]["seed"] = [7]
-    spec["base"]["overrides"] += TINY_OVERRIDES
+    spec["base"]["overrides"] += [*TINY_OVERRIDES, *extra_overrides]
     spec["storage"] = str(directory / "sweeps")
     spec.update(changes)
     path = directory / "tiny.yaml"
@@ -83,7 +83,8 @@ def reference_run(ray_cluster: str, repo_root: Path, tmp_path_factory: pytest.Te
 
     To keep the suite short it doubles as the worker-fault run: cls-seed7's worker process dies once at
     step 7 and is retried from its step-5 checkpoint (test_faults checks that). test_remote compares an
-    uninterrupted run with it, so equal figures show both reproducibility and an exact retry.
+    uninterrupted run with it, so equal figures show both reproducibility and an exact retry. Its trials
+    also write TensorBoard events and metrics.csv (test_trial_sinks checks the retry left no step twice).
     """
     from typer.testing import CliRunner
 
@@ -93,12 +94,15 @@ def reference_run(ray_cluster: str, repo_root: Path, tmp_path_factory: pytest.Te
     directory = tmp_path_factory.mktemp("reference")
     os.environ[FAULT_ENVS["exit"]] = "cls-seed7:7"  # read at submit
     try:
-        sweep_file = tiny_sweep_file(repo_root, directory, retries=1)
-        result = CliRunner().invoke(app, ["submit", str(sweep_file), "--address", ray_cluster])
+        sweep_file = tiny_sweep_file(
+            repo_root, directory, ("logging.use_tensorboard=true", "logging.use_csv=true"), retries=1
+        )
+        result = CliRunner().invoke(app, ["submit", str(sweep_file), "--address", ray_cluster, "--json"])
     finally:
         os.environ.pop(FAULT_ENVS["exit"])
     assert result.exit_code == 0, result.output
     (sweep_dir,) = (directory / "sweeps").iterdir()
+    (directory / "submit-stdout.txt").write_text(result.stdout)  # --json: test_trial_sinks reads it back
     return sweep_dir
 
 

@@ -70,6 +70,16 @@ def test_wandb_settings_become_overrides(tmp_path: Path) -> None:
     logging = trial.config["logging"]
     assert logging["use_wandb"] and logging["wandb_project"] == "p" and logging["wandb_group"] == "sweep-1"
     assert logging["wandb_tags"] == ["a", "s"]
+    assert logging["wandb_log_checkpoints"] is True
+
+
+def test_unset_wandb_keys_stay_unset_and_checkpoints_can_stay_off(tmp_path: Path) -> None:
+    """Unset project/mode leave the trial's config (and then WANDB_PROJECT, WANDB_MODE) in charge."""
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ngrid:\n  seed: [1]\nwandb: {enabled: true, log_checkpoints: false}\n")
+    (trial,) = expand(load_sweep(path), path, "sweep-1")
+    logging = trial.config["logging"]
+    assert (logging["wandb_project"], logging["wandb_mode"], logging["wandb_log_checkpoints"]) == (None, "offline", False)
 
 
 def test_config_keys() -> None:
@@ -100,7 +110,7 @@ def test_format_value() -> None:
 def test_bad_axis_value_names_the_trial(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text("name: s\ngrid:\n  seed: [1]\n  experts.top_k: [99]\n")
-    with pytest.raises(UserError, match=r"s.yaml:3: trial \{'seed': 1, 'experts.top_k': 99\}"):
+    with pytest.raises(UserError, match=r"s.yaml:4: trial \{'seed': 1, 'experts.top_k': 99\}"):
         expand(parse_sweep(path.read_text(), str(path)), path, "sid")
 
 
@@ -120,3 +130,10 @@ def test_existing_relative_paths_become_absolute(tmp_path: Path, monkeypatch: py
     assert trial.config["benchmark"]["local_path"] == str((tmp_path / "data" / "x.jsonl").resolve())
     assert trial.config["benchmark"]["tokenizer_name"] == "gpt2"  # a hub id: no such path here
     assert f"model.hf_model_name={(tmp_path / 'lm').resolve()}" in trial.overrides
+
+
+def test_a_bad_value_of_a_later_axis_names_that_axis_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ngrid:\n  seed: [1]\n  mode: [sleep]\n  experts.num_experts: [4, 0]\n  replay.capacity: [8]\n")
+    with pytest.raises(UserError, match=r"s.yaml:5: trial .*experts.num_experts: input should be greater than or equal to 1"):
+        expand(parse_sweep(path.read_text(), str(path)), path, "sid")

@@ -59,3 +59,11 @@ def test_failed_write_keeps_the_old_manifest(tmp_path: Path) -> None:
 def test_not_a_sweep_dir(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not a sweep directory"):
         read_manifest(tmp_path)
+
+
+def test_a_manifest_written_before_methods_reads_its_modes_as_methods(tmp_path: Path) -> None:
+    legacy = {"sweep_id": "s", "name": "s", "trials": [
+        {"trial_id": "sleep-seed7", "mode": "sleep", "seed": 7, "axes": {"seed": 7, "mode": "sleep"}, "out_dir": "sleep-seed7"}]}
+    (tmp_path / "manifest.json").write_text(json.dumps(legacy))
+    (trial,) = read_manifest(tmp_path).trials
+    assert (trial.method, trial.axes) == ("cls", {"seed": 7, "method": "cls"})

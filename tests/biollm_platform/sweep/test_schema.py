@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
+from biollm_core.config.yaml_source import load_yaml_document
 from biollm_core.errors import UserError
 from biollm_platform.sweep.expand import expand
 from biollm_platform.sweep.schema import SweepSpec, load_sweep, parse_sweep
@@ -73,7 +76,7 @@ def test_defaults() -> None:
         ("grid:\n  seed: [1]\n", "s.yaml:1: name: required key is missing"),
         ("name: s\ngrid:\n  mode: [sleep, sleep]\n", "axis `mode` repeats a value"),
         ("- a\n- b\n", "s.yaml: a sweep file is a YAML mapping"),
-        ("name: s\ngrid:\n\tseed: [1]\n", "s.yaml:3: not valid YAML"),
+        ("name: s\ngrid:\n\tseed: [1]\n", "s.yaml:3:1: invalid YAML"),
     ],
 )
 def test_errors_name_file_line_and_key(text: str, message: str) -> None:
@@ -91,3 +94,52 @@ def test_every_field_is_described() -> None:
                 walk(annotation)
 
     walk(SweepSpec)
+
+
+def test_sweep_files_are_yaml_1_2_like_run_configs(tmp_path: Path) -> None:
+    """`off` stays text and `1e-3` is a number, as in run configs (PyYAML's 1.1 made them false and '1e-3')."""
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: s\ngrid:\n  seed: [1]\n  consolidation.refresh.policy: [off, absorbed]\n  experts.fast_lr: [1e-3, 5e-3]\n"
+    )
+    spec = load_sweep(path)
+    assert spec.grid["consolidation.refresh.policy"] == ["off", "absorbed"]
+    assert spec.grid["experts.fast_lr"] == [0.001, 0.005]
+    trials = expand(spec, path, "sid")
+    assert {t.config["consolidation"]["refresh"]["policy"] for t in trials} == {"off", "absorbed"}
+    assert {t.config["experts"]["fast_lr"] for t in trials} == {0.001, 0.005}
+
+
+def test_binary_sweep_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    with pytest.raises(UserError, match=r"s.yaml: not a YAML text file \(byte 0 is not UTF-8\)"):
+        load_sweep(path)
+
+
+SWEEP_SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "sweep.schema.json"
+HEADER = "# yaml-language-server: $schema="
+
+
+def test_the_committed_sweep_schema_is_the_generated_one() -> None:
+    from biollm_platform.sweep.schema import sweep_json_schema
+
+    assert json.loads(SWEEP_SCHEMA.read_text()) == sweep_json_schema(), (
+        "schemas/sweep.schema.json is stale: uv run biollm sweep schema --out schemas/sweep.schema.json"
+    )
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_sweeps_validate_against_the_committed_schema(repo_root: Path, name: str) -> None:
+    path = repo_root / "sweeps" / name
+    header = path.read_text().splitlines()[0]
+    assert header.startswith(HEADER) and (path.parent / header.removeprefix(HEADER)).resolve() == SWEEP_SCHEMA
+    validator = jsonschema.Draft202012Validator(json.loads(SWEEP_SCHEMA.read_text()))
+    data, _ = load_yaml_document(path.read_text(), str(path))
+    assert [error.message for error in validator.iter_errors(data)] == []
+
+
+def test_the_sweep_schema_refuses_an_axis_that_is_no_config_key() -> None:
+    validator = jsonschema.Draft202012Validator(json.loads(SWEEP_SCHEMA.read_text()))
+    errors = [e.message for e in validator.iter_errors({"name": "s", "grid": {"experts.num_expertz": [1]}})]
+    assert any("'experts.num_expertz' is not one of" in message for message in errors)

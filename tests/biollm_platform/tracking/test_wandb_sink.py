@@ -60,7 +60,6 @@ def test_offline_run_reads_back_with_metrics_summary_and_artifacts(tmp_path: Pat
     files = find_wandb_files(tmp_path / "sweep")
     assert len(files) == 1 and files[0].parent == sink.run_dir
     assert files[0].is_relative_to(out_dir / "wandb")  # inside the trial's own folder
-    assert not (tmp_path / "stray-wandb-dir").exists()
 
     run = read_offline_run(sink.run_dir)
     assert (run.name, run.group, run.job_type) == ("cls-seed7", "sweep-abc", "train")
@@ -132,7 +131,7 @@ def test_online_without_key_falls_back_to_offline(tmp_path: Path, monkeypatch: p
         sink = WandbSink(project="p", run_name="cls-seed7", out_dir=tmp_path, mode="offline")
     sink.close()
     assert sink.resolution.mode == "offline" and sink.resolution.requested == "online"
-    assert "WANDB_API_KEY is not set" in caplog.text
+    assert "no API key is set" in caplog.text
     assert sink.run_dir.name.startswith("offline-run-")
 
 
@@ -174,3 +173,39 @@ def test_builder_maps_logging_config(tmp_path: Path):
                                      run_name="nosleep-seed3", group="sweep-1")
     retried.close()
     assert retried.run.id == sink.run.id and retried.run.group == "sweep-1"  # the sweep's group wins
+
+
+def test_environment_wins_over_unset_config_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """WANDB_PROJECT, WANDB_DIR and WANDB_RESUME decide when the config leaves the key unset (real runs)."""
+    monkeypatch.setenv("WANDB_PROJECT", "from-env")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "env-dir"))
+    monkeypatch.setenv("WANDB_RESUME", "never")
+    unset = wandb_sink_from_config(LoggingConfig(use_wandb=True), out_dir=tmp_path / "a", run_config={"seed": 1})
+    unset.close()
+    assert unset.run_dir.is_relative_to(tmp_path / "env-dir" / "wandb")  # not <out_dir>/wandb
+    assert read_offline_run(unset.run_dir).project == "from-env"
+    assert not (tmp_path / "a" / "wandb" / "biollm-run-id").exists()  # resume never: no id kept for a retry
+
+    chosen = LoggingConfig(use_wandb=True, wandb_project="from-config", wandb_dir=str(tmp_path / "cfg-dir"),
+                           wandb_resume="allow")
+    kept = wandb_sink_from_config(chosen, out_dir=tmp_path / "b", run_config={"seed": 1})
+    kept.close()
+    assert kept.run_dir.is_relative_to(tmp_path / "cfg-dir" / "wandb")
+    assert read_offline_run(kept.run_dir).project == "from-config"
+    assert (tmp_path / "b" / "wandb" / "biollm-run-id").is_file()
+
+
+def test_checkpoint_artifacts_say_their_size(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    with caplog.at_level("INFO", logger="biollm_platform.tracking.wandb_sink"):
+        sink = _run_trial(tmp_path / "trial")
+    per_checkpoint = 256 * 4 + len(json.dumps({"step": 2}))  # state.pt + meta.json of _checkpoint
+    assert sink.checkpoint_bytes == 2 * per_checkpoint
+    lines = [r.getMessage() for r in caplog.records if "logged as artifact" in r.getMessage()]
+    assert len(lines) == 2 and "(0.0 MiB; 0.0 MiB so far)" in lines[0] and "log_checkpoints: false" in lines[0]
+
+
+def test_checkpoints_stay_off_w_and_b_when_asked(tmp_path: Path):
+    sink = _run_trial(tmp_path / "trial", log_checkpoints=False)
+    run = read_offline_run(sink.run_dir)
+    assert not [a for a in run.artifacts if a.type == "model"] and sink.checkpoint_bytes == 0
+    assert {a.type for a in run.artifacts} == {"config", "metadata"}
