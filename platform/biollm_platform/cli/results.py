@@ -91,6 +91,7 @@ def aggregate(
     <sweep>/comparison/: paired_deltas.csv, summary.json, report.md and PNG plots.
     """
     sweep_dir = resolve_sweep_dir(sweep, root)
+    _refuse_remote_record(sweep_dir)
     result = aggregate_sweep(
         sweep_dir,
         metrics=metric or None,
@@ -101,6 +102,14 @@ def aggregate(
         settings=StatsSettings(level=level, n_bootstrap=bootstrap, seed=seed),
     )
     print_comparison(result)
+
+
+def _refuse_remote_record(sweep_dir: Path) -> None:
+    """A remote sweep's local record holds no results: say where they are instead of listing failures."""
+    from biollm_platform.sweep.fetch import remote_results_hint
+
+    if hint := remote_results_hint(sweep_dir):
+        raise UserError(hint)
 
 
 from biollm_platform.cli.results_publish import publish  # noqa: E402  (it imports resolve_sweep_dir from here)
