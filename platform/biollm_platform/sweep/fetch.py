@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import shlex
 import shutil
 import tarfile
 import tempfile
@@ -69,7 +70,7 @@ def _run_fetch_job(address: str, remote_dir: str, archive: Path, checkpoints: bo
     try:
         shutil.copy(fetch_job.__file__, script_dir / "fetch_job.py")
         job_id = client.submit_job(
-            entrypoint=f"python fetch_job.py {remote_dir!r}{' --checkpoints' if checkpoints else ''}",
+            entrypoint=f"python fetch_job.py {shlex.quote(remote_dir)}{' --checkpoints' if checkpoints else ''}",
             runtime_env={"working_dir": str(script_dir), "env_vars": {"PYTHONUNBUFFERED": "1"}},
         )
     except Exception as error:  # noqa: BLE001
