@@ -24,7 +24,7 @@ import pytest
 from typer.testing import CliRunner
 
 from biollm_platform.cli.app import app as biollm
-from biollm_platform.sweep.local_ray import token_path
+from biollm_platform.sweep.local_ray import secure_token_file, token_path
 from biollm_platform.sweep.manifest import read_manifest
 
 from .conftest import figures, tiny_sweep_file
@@ -83,6 +83,7 @@ def remote_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     Nothing BioLLM-specific: no custom resource. Token auth on, with the client's token. (`ray stop`
     has no address filter: it would also kill the session's Ray.)
     """
+    secure_token_file()  # the token client and head share (`ray get-auth-token --generate` on a clean machine)
     temp_dir = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     home = tmp_path_factory.mktemp("head-home")
     ports = {
