@@ -174,15 +174,11 @@ def connect(
     if address is not None:
         return _join(ray, address, quiet)
     secure_token_file()
-    # RAY_ADDRESS is not ours to read here (the CLI turned it into `address`); ray.init would join it
-    saved = os.environ.pop("RAY_ADDRESS", None)
-    try:
-        info = ray.init(
-            num_cpus=num_cpus, include_dashboard=include_dashboard, dashboard_host="127.0.0.1", **quiet
-        )
-    finally:
-        if saved is not None:
-            os.environ["RAY_ADDRESS"] = saved
+    # "local": a new cluster, always. Without an address ray.init would join RAY_ADDRESS or a cluster
+    # `ray start` left on this machine (/tmp/ray/ray_current_cluster), and the sweep's Ray would not be its own.
+    info = ray.init(
+        address="local", num_cpus=num_cpus, include_dashboard=include_dashboard, dashboard_host="127.0.0.1", **quiet
+    )
     secure_token_file()  # Ray may have written it
     return _handle(info, started_here=True)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -131,13 +133,17 @@ def _tree(pid: int) -> list[int]:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_local_sweep_ray_is_loopback_only_and_keep_ray_keeps_it(repo_root: Path, tmp_path: Path) -> None:
-    """A sweep's own local Ray: every listening socket of every process it started is on 127.0.0.1,
-    the token file is 600, and --keep-ray keeps the dashboard up until Ctrl-C."""
+def test_local_sweep_ray_is_loopback_only_and_keep_ray_keeps_it(ray_cluster: str, repo_root: Path, tmp_path: Path) -> None:
+    """A sweep's own local Ray: started even where `ray start` left a cluster to join, every listening
+    socket of every process it started is on 127.0.0.1, the token file is 600, and --keep-ray keeps the
+    dashboard up until Ctrl-C."""
     home = tmp_path / "home"  # a fresh ~/.ray/auth_token is made for this Ray
     home.mkdir()
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rk", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    (ray_tmp / "ray").mkdir()
+    (ray_tmp / "ray" / "ray_current_cluster").write_text(ray_cluster)  # what `ray start` leaves behind
     sweep_file = tiny_sweep_file(repo_root, tmp_path, resources={"executor": "train_local"})
-    env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token", "COLUMNS": "400"}
+    env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token", "COLUMNS": "400", "RAY_TMPDIR": str(ray_tmp)}
     for name in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):
         env.pop(name, None)
     driver = subprocess.Popen(
@@ -171,7 +177,7 @@ def test_local_sweep_ray_is_loopback_only_and_keep_ray_keeps_it(repo_root: Path,
         # 127.0.0.1 into this machine's address, where a loopback-only Ray does not listen
         (manifest,) = (tmp_path / "sweeps").glob("*/manifest.json")
         gcs = __import__("json").loads(manifest.read_text())["address"]
-        assert gcs.startswith("127.0.0.1:")
+        assert gcs.startswith("127.0.0.1:") and gcs != ray_cluster  # its own Ray, not the one left to join
         join = (
             "from biollm_platform.sweep.local_ray import connect; import ray; "
             "handle = connect('auto'); print(handle.address, ray.cluster_resources()['CPU'])"
@@ -191,3 +197,4 @@ def test_local_sweep_ray_is_loopback_only_and_keep_ray_keeps_it(repo_root: Path,
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
             driver.wait()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
