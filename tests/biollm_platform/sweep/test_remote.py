@@ -69,6 +69,19 @@ def _signal_all(pids: list[int], signum: int) -> None:
             pass
 
 
+PORTS = (
+    "port",
+    "dashboard-port",
+    "node-manager-port",
+    "object-manager-port",
+    "metrics-export-port",
+    "dashboard-agent-listen-port",
+    "dashboard-agent-grpc-port",
+    "runtime-env-agent-port",
+    "ray-client-server-port",
+)
+
+
 @dataclass(frozen=True)
 class Head:
     dashboard: str  # http://127.0.0.1:PORT, where Ray Jobs go
@@ -86,35 +99,6 @@ def remote_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     secure_token_file()  # the token client and head share (`ray get-auth-token --generate` on a clean machine)
     temp_dir = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     home = tmp_path_factory.mktemp("head-home")
-    ports = {
-        name: _free_port()
-        for name in (
-            "port",
-            "dashboard-port",
-            "node-manager-port",
-            "object-manager-port",
-            "metrics-export-port",
-            "dashboard-agent-listen-port",
-            "dashboard-agent-grpc-port",
-            "runtime-env-agent-port",
-            "ray-client-server-port",
-        )
-    }
-    worker_base = _free_port() // 10 * 10
-    command = [
-        str(Path(sys.executable).parent / "ray"),
-        "start",
-        "--head",
-        "--node-ip-address=127.0.0.1",
-        "--num-cpus=2",
-        "--include-dashboard=true",
-        "--dashboard-host=127.0.0.1",
-        f"--temp-dir={temp_dir}",
-        "--disable-usage-stats",
-        f"--min-worker-port={worker_base}",
-        f"--max-worker-port={worker_base + 60}",
-        *(f"--{name}={port}" for name, port in ports.items()),
-    ]
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -123,18 +107,44 @@ def remote_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
         "RAY_AUTH_TOKEN_PATH": str(token_path()),  # the client's token: they must match
     }
     env.pop("RAY_ADDRESS", None)
-    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    ports: dict[str, int] = {}
     try:
+        for attempt in (1, 2):  # free ports are only free when looked at: another process may take one
+            ports = {name: _free_port() for name in PORTS}
+            worker_base = _free_port() // 10 * 10
+            command = [
+                str(Path(sys.executable).parent / "ray"),
+                "start",
+                "--head",
+                "--node-ip-address=127.0.0.1",
+                "--num-cpus=2",
+                "--include-dashboard=true",
+                "--dashboard-host=127.0.0.1",
+                f"--temp-dir={temp_dir}",
+                "--disable-usage-stats",
+                f"--min-worker-port={worker_base}",
+                f"--max-worker-port={worker_base + 60}",
+                *(f"--{name}={port}" for name, port in ports.items()),
+            ]
+            started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+            if started.returncode == 0:
+                break
+            _stop_head(temp_dir, ports["port"])
+            assert attempt == 1, f"`ray start --head` failed twice:\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}"
         yield Head(f"http://127.0.0.1:{ports['dashboard-port']}", f"127.0.0.1:{ports['port']}", home)
     finally:
-        _signal_all(_head_pids(temp_dir, ports["port"]), signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while _head_pids(temp_dir, ports["port"]) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        _signal_all(_head_pids(temp_dir, ports["port"]), signal.SIGKILL)
-        time.sleep(1)
+        _stop_head(temp_dir, ports.get("port", 0))
         shutil.rmtree(temp_dir, ignore_errors=True)
-        assert not _head_pids(temp_dir, ports["port"])
+        assert not _head_pids(temp_dir, ports.get("port", 0))
+
+
+def _stop_head(temp_dir: str, gcs_port: int) -> None:
+    _signal_all(_head_pids(temp_dir, gcs_port), signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while _head_pids(temp_dir, gcs_port) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    _signal_all(_head_pids(temp_dir, gcs_port), signal.SIGKILL)
+    time.sleep(1)
 
 
 def _biollm(*args: str) -> tuple[int, str]:
