@@ -86,7 +86,11 @@ class Hippocampus(nn.Module):
     @torch.no_grad()
     def record_routing(self, indices: torch.Tensor) -> torch.Tensor:
         """Count this step's activations; returns novelty = fraction of chosen experts never used before."""
-        used = torch.bincount(indices.flatten(), minlength=self.num_experts)
+        return self.record_usage(torch.bincount(indices.flatten(), minlength=self.num_experts))
+
+    @torch.no_grad()
+    def record_usage(self, used: torch.Tensor) -> torch.Tensor:
+        """``record_routing`` from (E,) activation counts (data parallel: summed over every rank's shard)."""
         chosen = used > 0
         novelty = (chosen & ~self.ever_used).sum() / chosen.sum().clamp_min(1)
         self.counts += used.to(self.counts.dtype)

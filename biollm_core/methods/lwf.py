@@ -21,7 +21,6 @@ from biollm_core.methods import MethodContext
 from biollm_core.methods.protocol import MethodSummary, StepInfo, StepOutput
 from biollm_core.methods.supervised import NeocortexLearner, build_learner, label_loss, tensor_bytes
 from biollm_core.protocols import Batch, Neocortex
-from biollm_core.wake import token_accuracy
 
 
 def lwf_distillation(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -60,9 +59,9 @@ class Lwf:
             with torch.no_grad(), self.learner.precision.autocast():
                 old = self.teacher.decode(self.teacher.encode(batch.input_ids, batch.attention_mask), batch.attention_mask)
             loss = loss + self.alpha * lwf_distillation(logits, old, batch.labels != -100, self.temperature)
-        self.learner.step(loss)
+        self.learner.step(self.learner.share(loss, len(batch)))
         self.samples_processed += len(batch)
-        return StepOutput(task_loss.detach(), token_accuracy(logits.detach(), batch.labels))
+        return self.learner.figures(task_loss, logits, batch.labels)
 
     def end_of_step(self, info: StepInfo) -> Mapping[str, Any]:
         if info.segment_end:
@@ -90,5 +89,5 @@ class Lwf:
 
 
 def build(config: RunConfig, context: MethodContext) -> Lwf:
-    learner = build_learner(config, context.benchmark.input_vocab_size, context.device, context.precision)
+    learner = build_learner(config, context.benchmark.input_vocab_size, context.device, context.precision, context.distributed)
     return Lwf(learner, alpha=config.method.alpha, temperature=config.method.temperature)
