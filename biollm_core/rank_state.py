@@ -53,8 +53,8 @@ def with_parts(state: dict[str, Any], parts: dict[str, Any]) -> dict[str, Any]:
 
 def save_run_checkpoint(checkpoints: Path, step: int, state: dict[str, Any], keep_last: int, dp: Distributed) -> Path:
     """Every rank's part of the checkpoint at ``step``; returns rank 0's directory (which ranks log)."""
-    if not dp.is_main:
-        save_checkpoint(rank_dir(checkpoints, dp.rank), step, rank_local_parts(state), keep_last + 1)
+    if not dp.is_main and (parts := rank_local_parts(state)):  # a method without replay: nothing of its own
+        save_checkpoint(rank_dir(checkpoints, dp.rank), step, parts, keep_last + 1)
     dp.barrier()  # every shard is on disk before rank 0's checkpoint makes the step resumable
     if dp.is_main:
         return save_checkpoint(checkpoints, step, state, keep_last)
@@ -68,10 +68,13 @@ def load_run_checkpoint(checkpoints: Path, device: torch.device, dp: Distributed
     if step < 0 or dp.is_main:
         return latest
     found = checkpoints / checkpoint_name(step)
+    state = load_checkpoint(found, device)
+    if not rank_local_parts(state):
+        return found, state
     own = rank_dir(checkpoints, dp.rank) / checkpoint_name(step)
     if not (own / "state.pt").is_file():
         raise UserError(f"rank {dp.rank} cannot resume from {found}: its replay shard {own} is missing")
-    return found, with_parts(load_checkpoint(found, device), load_checkpoint(own, device))
+    return found, with_parts(state, load_checkpoint(own, device))
 
 
 def _step_of(path: Path) -> int:

@@ -35,7 +35,7 @@ from biollm_core.methods import MethodContext, build_method
 from biollm_core.methods.protocol import ContinualMethod, StepInfo
 from biollm_core.output_dir import check_out_dir
 from biollm_core.protocols import MetricsSink
-from biollm_core.rank_state import load_run_checkpoint, save_run_checkpoint
+from biollm_core.rank_state import RANK_LOCAL, load_run_checkpoint, save_run_checkpoint
 from biollm_core.redaction import redact
 from biollm_core.step_log import StepLog
 
@@ -58,6 +58,7 @@ class RunState:
     elapsed_s: float = 0.0
     tokens: int = 0
     evaluation: EvaluationState = field(default_factory=EvaluationState)
+    samples_offset: int = 0  # data parallel: this rank's samples beyond what the (rank 0) method state counts
 
 
 def seed_everything(seed: int) -> None:
@@ -113,8 +114,10 @@ def run_experiment(
     def checkpoint(final: bool) -> None:
         emit()
         state.elapsed_s = time.perf_counter() - started
-        path = save_run_checkpoint(checkpoints, state.step, {"method": method.state_dict(), "run_state": asdict(state)},
-                                   config.logging.checkpoint_keep_last, dp)
+        saved = {"method": method.state_dict(), "run_state": asdict(state)}
+        if dp.parallel:  # what this rank alone counted (the method's counters are rank 0's after a resume)
+            saved["rank"] = {RANK_LOCAL: True, "samples_processed": rank_samples(method, state)}
+        path = save_run_checkpoint(checkpoints, state.step, saved, config.logging.checkpoint_keep_last, dp)
         for sink in all_sinks:
             sink.log_checkpoint(state.step, path, final)
 
@@ -149,7 +152,7 @@ def run_experiment(
         if dp.is_main:
             write_json_atomic(out_dir / "summary.json", summary)
         else:
-            log.info("rank %d processed %d samples", dp.rank, method.summary().samples_processed)
+            log.info("rank %d processed %d samples", dp.rank, rank_samples(method, state))
         for sink in all_sinks:
             sink.log_summary(summary)
         return summary
@@ -180,6 +183,8 @@ def restore(found: Path, saved: dict[str, Any], method: ContinualMethod) -> RunS
     method.load_state_dict(saved["method"])
     run_state = dict(saved["run_state"])
     state = RunState(**{**run_state, "evaluation": EvaluationState(**run_state["evaluation"])})
+    if "rank" in saved:  # data parallel: this rank's own count, against the restored (rank 0) counters
+        state.samples_offset = int(saved["rank"]["samples_processed"]) - method.summary().samples_processed
     log.info("resumed from %s at step %d", found, state.step)
     return state
 
@@ -191,6 +196,11 @@ def _with_device_memory(record: dict[str, Any], device: torch.device) -> dict[st
     return record
 
 
+def rank_samples(method: ContinualMethod, state: RunState) -> int:
+    """Samples through this rank's training forward passes so far."""
+    return method.summary().samples_processed + state.samples_offset
+
+
 def run_summary(config: RunConfig, state: RunState, method: ContinualMethod, wall_time_s: float,
                 dp: Distributed = SINGLE) -> dict[str, Any]:
     """summary.json: the evaluation protocol's figures, the method's cost accounting and its own figures.
@@ -198,7 +208,7 @@ def run_summary(config: RunConfig, state: RunState, method: ContinualMethod, wal
     Data parallel: ``samples_processed`` counts every rank's (``rank_samples_processed``, one per rank);
     the rest is the same on every rank."""
     cost = method.summary().as_dict()
-    ranks = dp.all_gather(torch.tensor([cost["samples_processed"]], dtype=torch.float64)).flatten()
+    ranks = dp.all_gather(torch.tensor([rank_samples(method, state)], dtype=torch.float64)).flatten()
     cost["samples_processed"] = int(ranks.sum())
     return {
         "run_name": config.run_name, "method": config.method.name, "seed": config.seed, "steps": state.step,

@@ -172,9 +172,11 @@ class ClsLearner:
         return refreshed.refreshed
 
     def consolidate_once(self, sample: ReplaySample) -> None:
-        """One consolidation step on ``sample``, what a sleep cycle repeats (``biollm bench engine`` times it)."""
+        """One consolidation step on ``sample`` (this rank's part of a replay sample), what a sleep cycle
+        repeats (``biollm bench engine`` and ``bench ddp`` time it)."""
         with trainable(self.ewc.params):
-            sleep_step(self.neocortex, self.slow_opt, self.slow_scaler, sample, self.ewc, self.sleep_settings, self.precision)
+            sleep_step(self.neocortex, self.slow_opt, self.slow_scaler, sample, self.ewc, self.sleep_settings, self.precision,
+                       distributed=self.distributed)
 
     def answering_models(self) -> tuple[Neocortex, Hippocampus | None]:
         return self.neocortex, self.hippocampus
