@@ -140,7 +140,7 @@ def time_ddp_against_allreduce(*, distributed: Any, overrides: list[str], steps:
     return {"allreduce_step_ms": _median_ms(times["allreduce"]), "ddp_step_ms": _median_ms(times["ddp"])}
 
 
-def _combine(ranks: list[dict[str, Any]]) -> dict[str, Any]:
+def combine_ranks(ranks: list[dict[str, Any]]) -> dict[str, Any]:
     """A world size's figures: each step as slow as its slowest rank; communication as rank 0 saw it."""
     first = ranks[0]
     out = {"step_ms": max(r["step_ms"] for r in ranks), "comm_ms": first["comm_ms"],
@@ -162,7 +162,7 @@ def bench_ddp(overrides: list[str], *, workers: int = 2, steps: int = 30, warmup
     for size in sizes:
         ranks = run_group(size, f"{TARGET}:time_rank", backend=backend, threads=threads,
                           overrides=list(overrides), steps=steps, warmup=warmup)
-        results[size] = _combine(ranks)
+        results[size] = combine_ranks(ranks)
     base = results[1]
     out: dict[str, Any] = {"overrides": list(overrides), "steps": steps, "warmup": warmup, "threads": threads,
                            "backend": backend, "world_sizes": {str(size): fig for size, fig in results.items()}}
