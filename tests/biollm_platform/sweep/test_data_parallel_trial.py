@@ -24,6 +24,9 @@ from .fault_sink import fault_spec
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
+# The accuracy-matrix and loss tolerances measured for 2 gloo ranks against 1 (see that test's comment);
+# the reference trial's held-out sets are 32 sequences of 15 scored tokens, as there.
+TOLERANCE, LOSS_TOLERANCE = 1 / 480 + 1e-9, 1e-4
 RANK0_FILES = {"validated_config.json", "run_metadata.json", "metrics.jsonl", "summary.json", "attempts.jsonl",
                "ray_timing.json"}
 
@@ -42,7 +45,16 @@ def test_two_workers_match_one_and_survive_losing_one(ray_cluster: str, referenc
     assert result.exit_code == 0, result.output
     (sweep_dir,) = (tmp_path / "sweeps").iterdir()
     trial = sweep_dir / "cls-seed7"
-    assert figures(trial) == figures(reference_run / "cls-seed7")  # W=2 (one worker lost) == W=1
+    two, one = figures(trial), figures(reference_run / "cls-seed7")  # W=2 (one worker lost) against W=1
+    assert two.keys() == one.keys()
+    for name, value in one.items():
+        if isinstance(value, list):  # the accuracy matrices
+            difference = max(abs(a - b) for r2, r1 in zip(two[name], value, strict=True) for a, b in zip(r2, r1, strict=True))
+            assert difference <= TOLERANCE, name
+        elif isinstance(value, float):  # accuracies derived from them, and a loss
+            assert abs(two[name] - value) <= (LOSS_TOLERANCE if name.endswith("loss") else TOLERANCE), name
+        else:  # counts: steps, sleeps
+            assert two[name] == value, name
     summary = json.loads((trial / "summary.json").read_text())
     assert summary["world_size"] == 2 and len(summary["rank_samples_processed"]) == 2
     assert json.loads((trial / "run_metadata.json").read_text())["world_size"] == 2
