@@ -18,7 +18,7 @@ the arithmetic it did before data parallelism existed.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -100,26 +100,38 @@ class Distributed:
         self.comm_s += time.perf_counter() - started
         self.collectives += 1
 
-    def sum_gradients(self, params: Sequence[torch.nn.Parameter], extras: Sequence[torch.Tensor] = ()) -> list[torch.Tensor]:
+    def sum_gradients(
+        self, params: Sequence[torch.nn.Parameter], extras: Sequence[torch.Tensor] = (),
+        rows: Mapping[torch.nn.Parameter, torch.Tensor] | None = None,
+    ) -> list[torch.Tensor]:
         """Sum ``params``' ``.grad`` across ranks in place (a missing grad counts as zeros and is created);
-        ``extras`` (scalars, e.g. the loss) ride in the same all-reduce and come back summed."""
+        ``extras`` (scalars, e.g. the loss) ride in the same all-reduce and come back summed.
+
+        ``rows[p]``: the only rows (dim 0) of ``p``'s gradient that can be nonzero on any rank (the experts
+        the global batch was routed to): only those travel; the others are zero everywhere already."""
         if not self.parallel:
             return list(extras)
         import torch
 
-        grads = []
+        rows = rows or {}
+        grads, views = [], []
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
             grads.append(p.grad)
+            views.append(p.grad.index_select(0, rows[p]) if p in rows else p.grad)
         device = grads[0].device if grads else extras[0].device
-        parts = [g.reshape(-1).float() for g in grads] + [torch.as_tensor(e, device=device).reshape(1).float() for e in extras]
+        parts = [v.reshape(-1).float() for v in views] + [torch.as_tensor(e, device=device).reshape(1).float() for e in extras]
         flat = self._comm(torch.cat(parts))  # one bucket: one collective per optimizer step
         self._timed_all_reduce(flat)
         offset = 0
-        for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
+        for p, g, v in zip(params, grads, views, strict=True):
+            summed = flat[offset : offset + v.numel()].view_as(v)
+            if p in rows:
+                g.index_copy_(0, rows[p], summed.to(g.dtype))
+            else:
+                g.copy_(summed)
+            offset += v.numel()
         return list(flat[offset:].to(device).unbind()) if extras else []
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -76,6 +76,10 @@ class Hippocampus(nn.Module):
         self.register_buffer("drift", torch.zeros(E))  # L2 distance from init, refreshed every drift_interval
         self.register_buffer("ever_used", torch.zeros(E, dtype=torch.bool))
 
+    def expert_parameters(self) -> tuple[nn.Parameter, ...]:
+        """The per-expert parameters (dim 0 = expert): an expert no unit was routed to gets no gradient."""
+        return self.w1, self.b1, self.w2, self.b2
+
     # ---- statistics -------------------------------------------------------------------------------
     def usage_share(self) -> torch.Tensor:
         return self.counts / self.counts.sum().clamp_min(1.0)

@@ -58,10 +58,12 @@ class GlobalStats:
     mean_probs: torch.Tensor  # (E,) mean routing probabilities, carrying this rank's gradient
     used: torch.Tensor  # (E,) activations per expert
     episode_experts: torch.Tensor  # (W * b, k) every episode's experts, in global row order
+    trained: torch.Tensor  # (G,) the experts any unit on any rank was routed to (replayed ones too): those with gradients
 
 
 def global_stats(distributed: Distributed, task_loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
-                 probs: torch.Tensor, indices: torch.Tensor, episode_experts: torch.Tensor) -> GlobalStats:
+                 probs: torch.Tensor, indices: torch.Tensor, episode_experts: torch.Tensor,
+                 all_indices: torch.Tensor) -> GlobalStats:
     """One all-gather of this rank's sums: tokens, correct, loss, routing probabilities and choices.
 
     The routing regulariser is a function of the *global* mean probability: this rank's probabilities
@@ -72,17 +74,20 @@ def global_stats(distributed: Distributed, task_loss: torch.Tensor, logits: torc
     tokens = mask.sum()
     correct = ((logits.argmax(-1) == labels) & mask).sum()
     used = torch.bincount(indices.flatten(), minlength=E)
+    routed = torch.bincount(all_indices.flatten(), minlength=E)  # the stream's units and the replayed ones
     head = torch.stack([tokens.float(), correct.float(), task_loss.detach().float() * tokens, torch.tensor(float(probs.shape[0]),
                         device=probs.device)])
-    local = torch.cat([head, probs.detach().float().sum(0), used.float(), episode_experts.flatten().float()]).double()
-    every = distributed.all_gather(local)  # (W, 4 + 2E + b*k)
+    local = torch.cat([head, probs.detach().float().sum(0), used.float(), routed.float(),
+                       episode_experts.flatten().float()]).double()
+    every = distributed.all_gather(local)  # (W, 4 + 3E + b*k)
     total = every.sum(0)
     others = (total[4 : 4 + E] - local[4 : 4 + E]).float()
     mean_probs = (probs.float().sum(0) + others) / total[3].float()
     return GlobalStats(
         task_loss=(total[2] / total[0].clamp_min(1)).float(), accuracy=(total[1] / total[0].clamp_min(1)).float(),
         mean_probs=mean_probs, used=total[4 + E : 4 + 2 * E].round().long(),
-        episode_experts=every[:, 4 + 2 * E :].round().long().reshape(-1, episode_experts.shape[-1]),
+        episode_experts=every[:, 4 + 3 * E :].round().long().reshape(-1, episode_experts.shape[-1]),
+        trained=(total[4 + 2 * E : 4 + 3 * E] > 0).nonzero().flatten(),
     )
 
 
@@ -151,7 +156,7 @@ def wake_step(
     accuracy = token_accuracy(logits[:B].detach(), labels)
     if dp.parallel:
         stats = global_stats(dp, task_loss, logits[:B].detach(), labels, routed.probs[:units], routed.indices[:units],
-                             routed.episode_experts[:B])
+                             routed.episode_experts[:B], routed.indices)
         scale = reward_scale(stats.accuracy, reward_alpha) if reward_from_correctness else 1.0
         loss = dp.share(task_loss, B, B * dp.world_size) * scale
         loss = loss + routing_reg_weight * routing_regulariser_of_mean(stats.mean_probs)
@@ -166,7 +171,9 @@ def wake_step(
     if base_optimizer is not None:
         base_optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
-    dp.sum_gradients(optimizer_params(optimizer, base_optimizer))
+    # Only the experts the global batch was routed to have gradients: only their rows are summed.
+    routed_rows = None if stats is None else dict.fromkeys(hippocampus.expert_parameters(), stats.trained)
+    dp.sum_gradients(optimizer_params(optimizer, base_optimizer), rows=routed_rows)
     scaler.step(optimizer)
     if base_optimizer is not None:
         scaler.step(base_optimizer)

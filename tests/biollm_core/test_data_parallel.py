@@ -44,8 +44,17 @@ LOSS_TOLERANCE = 1e-4
 HERE = Path(__file__).resolve()
 
 
-def overrides(method: str) -> list[str]:
-    return [f"method={method}", *TINY, *(["method.fisher_samples=8"] if method == "ewc" else [])]
+# cls with every option that reads the replay buffer on: do-no-harm episodes in the wake step,
+# pseudo-rehearsal and labels in sleep, teacher refresh, token routing (dense experts).
+CLS_OPTIONS = ["wake.harm_batch_size=4", "consolidation.pseudo_rehearsal=true", "consolidation.label_weight=0.5",
+               "consolidation.teacher_refresh=true", "experts.routing=token"]
+VARIANTS = (*METHOD_NAMES, "cls-options")
+
+
+def overrides(variant: str) -> list[str]:
+    if variant == "cls-options":
+        return ["method=cls", *TINY, *CLS_OPTIONS]
+    return [f"method={variant}", *TINY, *(["method.fisher_samples=8"] if variant == "ewc" else [])]
 
 
 class RecordSink:
@@ -94,6 +103,14 @@ def run_stopped_then_resumed(distributed: Distributed, method: str, root: str, s
     return run_experiment(config, Path(root), resume=True, distributed=distributed)
 
 
+def run_all(distributed: Distributed, methods: list[str], root: str, stop: int) -> dict[str, Any]:
+    """Target of each rank, one process group for the whole module (a group costs seconds to start):
+    every variant's run, cls stopped at ``stop`` and resumed, and the decision check."""
+    return {"methods": run_methods(distributed, methods, root),
+            "resumed": run_stopped_then_resumed(distributed, "cls", str(Path(root) / "resumed"), stop),
+            "decisions": decide_apart(distributed)}
+
+
 def decide_apart(distributed: Distributed) -> list[int]:
     """Each rank reads a different pressure; agree() makes the decision rank 0's on both."""
     scheduler = SleepScheduler(min_interval=1, max_interval=100, threshold=0.5, min_steps=1, max_steps=4)
@@ -117,39 +134,40 @@ def test_shards_cover_a_batch_once() -> None:
         Distributed(0, 3).check_divisible("train.batch_size", 8)
 
 
-def test_divergent_pressures_give_one_decision() -> None:
-    first, second = run_group(2, f"{HERE}:decide_apart")
-    assert first == second and any(first) and not all(first)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], list[dict[str, Any]]]:
-    """Every method at W = 1 (this process) and at W = 2 (one group of 2 spawned processes)."""
+    """Every variant at W = 1 (this process) and at W = 2 (one group of 2 spawned processes, ``run_all``)."""
     root = tmp_path_factory.mktemp("data_parallel")
-    methods = list(METHOD_NAMES)
-    return root, run_methods(SINGLE, methods, str(root / "w1")), run_group(2, f"{HERE}:run_methods", methods=methods,
-                                                                           root=str(root / "w2"))
+    methods = list(VARIANTS)
+    return root, run_methods(SINGLE, methods, str(root / "w1")), run_group(2, f"{HERE}:run_all", methods=methods,
+                                                                           root=str(root / "w2"), stop=10)
+
+
+@pytest.mark.slow
+def test_divergent_pressures_give_one_decision(runs: tuple[Path, dict[str, Any], list[dict[str, Any]]]) -> None:
+    first, second = (rank["decisions"] for rank in runs[2])
+    assert first == second and any(first) and not all(first)
 
 
 @pytest.mark.slow
 def test_two_ranks_give_the_figures_of_one(runs: tuple[Path, dict[str, Any], list[dict[str, Any]]]) -> None:
     root, single, ranks = runs
-    for method in METHOD_NAMES:
-        one, two = single[method]["summary"], ranks[0][method]["summary"]
+    for method in VARIANTS:
+        one, two = single[method]["summary"], ranks[0]["methods"][method]["summary"]
         for name in MATRICES:
             difference = (torch.tensor(one[name]) - torch.tensor(two[name])).abs().max().item()
             assert difference <= TOLERANCE, (method, name, difference)
         assert abs(one["final_old_task_loss"] - two["final_old_task_loss"]) <= LOSS_TOLERANCE, method
-        names = EXACT + (CLS_EXACT if method == "cls" else ())
+        names = EXACT + (CLS_EXACT if method.startswith("cls") else ())
         assert {k: two[k] for k in names} == {k: one[k] for k in names}, method
         assert (one["world_size"], two["world_size"]) == (1, 2)
         assert sum(two["rank_samples_processed"]) == two["samples_processed"] and all(two["rank_samples_processed"])
         # every rank took the same sleeps, saw the same figures and logged the same steps
-        steps = [[(r["step"], r.get("sleep_count")) for r in rank[method]["records"]] for rank in ranks]
+        steps = [[(r["step"], r.get("sleep_count")) for r in rank["methods"][method]["records"]] for rank in ranks]
         assert steps[0] == steps[1], method
         assert json.loads((root / "w2" / method / "run_metadata.json").read_text())["world_size"] == 2
     # rank 1 wrote its own part of each checkpoint (replay shard, sample count) and nothing else
-    written = {p.relative_to(root / "w2").as_posix() for p in (root / "w2").rglob("*") if p.is_file()}
+    written = {p.relative_to(root / "w2").as_posix() for p in (root / "w2").rglob("*") if p.is_file() and "resumed/" not in str(p)}
     rank1 = {p for p in written if "/rank-1/" in p}
     assert {p.split("/", 1)[1] for p in rank1 if p.startswith("finetune/")} == {
         f"checkpoints/rank-1/step-000000{step}/{f}" for step in (16, 24) for f in ("state.pt", "meta.json")}  # keep_last + 1
@@ -160,12 +178,13 @@ def test_two_ranks_give_the_figures_of_one(runs: tuple[Path, dict[str, Any], lis
 
 
 @pytest.mark.slow
-def test_two_ranks_resume_exactly(runs: tuple[Path, dict[str, Any], list[dict[str, Any]]], tmp_path: Path) -> None:
+def test_two_ranks_resume_exactly(runs: tuple[Path, dict[str, Any], list[dict[str, Any]]]) -> None:
     """cls at W = 2 stopped at step 10 on both ranks resumes from its step-8 checkpoint (rank 1 from its
     own replay shard) and ends where the uninterrupted W = 2 run ends."""
-    whole = runs[2][0]["cls"]["summary"]
-    resumed = run_group(2, f"{HERE}:run_stopped_then_resumed", method="cls", root=str(tmp_path), stop=10)[0]
+    root, _, ranks = runs
+    whole, resumed = ranks[0]["methods"]["cls"]["summary"], ranks[0]["resumed"]
     for name in (*MATRICES, *CLS_EXACT, "anytime_acc", "final_old_task_loss", "samples_processed"):
         assert resumed[name] == whole[name], name
     # rank 1 kept its parts of rank 0's last checkpoints (keep_last 1, plus one for a torn newest)
-    assert sorted(p.name for p in (tmp_path / "checkpoints" / "rank-1").iterdir()) == ["step-00000016", "step-00000024"]
+    assert sorted(p.name for p in (root / "w2" / "resumed" / "checkpoints" / "rank-1").iterdir()) == [
+        "step-00000016", "step-00000024"]
