@@ -28,6 +28,7 @@ class RoutingOutput:
     probs: torch.Tensor  # (N, E) softmax over adjusted router logits; N = B (sequence) or B*T (token)
     indices: torch.Tensor  # (N, k) chosen experts
     episode_experts: torch.Tensor  # (B, k) the experts each sequence was routed to (for the replay buffer)
+    gate_logits: torch.Tensor | None = None  # (B, T, 1) the gate's logits (experts.gate), before the sigmoid
 
 
 class Hippocampus(nn.Module):
@@ -133,11 +134,14 @@ class Hippocampus(nn.Module):
         else:
             delta = self._sequence_delta(hidden, weights, indices)
             episode_experts = indices
+        gate_logits = None
         if self.gate is not None:
-            delta = delta * torch.sigmoid(self.gate(hidden))  # (B, T, 1): per token
+            # On the normalised hidden state: the gate reads its direction, the same at any model's scale
+            gate_logits = self.gate(F.layer_norm(hidden, hidden.shape[-1:]))  # (B, T, 1): per token
+            delta = delta * torch.sigmoid(gate_logits)
         if self.max_delta_ratio is not None:
             delta = bound_delta(delta, hidden, self.max_delta_ratio)
-        return RoutingOutput(delta=delta, probs=probs, indices=indices, episode_experts=episode_experts)
+        return RoutingOutput(delta=delta, probs=probs, indices=indices, episode_experts=episode_experts, gate_logits=gate_logits)
 
     def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """(B, T, H) -> (B, H): the mean over real tokens, or their attention-weighted mean."""

@@ -44,9 +44,9 @@ class ExpertsConfig(Section):
     num_experts: int = Field(8, ge=1, description="Number of hippocampal experts.")
     expert_hidden: int = Field(32, ge=1, description="Hidden width of each expert MLP.")
     top_k: int = Field(2, ge=1, description="Experts selected per routing unit; must not exceed num_experts.")
-    routing: Literal["sequence", "attention", "token"] = Field("sequence", description="Routing unit: one decision per sequence from its mean hidden state (sequence) or from an attention-pooled one with a learned query (attention), or one per token (token).")
-    gate: bool = Field(False, description="Scale the delta per token by a learned sigmoid gate (taught to close on what the neocortex answers by wake.harm_*).")
-    gate_bias: float = Field(0.0, description="Initial gate logit: sigmoid(gate_bias) is how open the gate starts.")
+    routing: Literal["sequence", "attention", "token"] = Field("token", description="Routing unit: one decision per token (token, the default: measured best, see the README), or one per sequence from its mean hidden state (sequence) or from an attention-pooled one with a learned query (attention).")
+    gate: bool = Field(True, description="Scale the delta per token by a learned sigmoid gate on the normalised hidden state, taught by wake.gate_weight and wake.harm_* to close on what the neocortex already answers.")
+    gate_bias: float = Field(2.0, description="Initial gate logit: sigmoid(gate_bias) is how open the gate starts (2.0: 0.88).")
     max_delta_ratio: float | None = Field(None, gt=0, description="Bound each token's delta to this multiple of the hidden state's norm; null = unbounded.")
     fast_lr: float = Field(5e-3, gt=0, description="AdamW learning rate of the hippocampus in wake.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay of the hippocampus.")
@@ -66,8 +66,9 @@ class ExpertsConfig(Section):
 
 
 class WakeConfig(Section):
-    harm_batch_size: int = Field(0, ge=0, description="Episodes replayed from the buffer in every wake step for the do-no-harm term (0 = off).")
+    harm_batch_size: int = Field(16, ge=0, description="Episodes replayed from the buffer in every wake step for the do-no-harm term and the gate's closed examples (0 = off; presets with small batches set fewer).")
     harm_weight: float = Field(1.0, ge=0, description="Weight of the combined model's cross-entropy on those episodes' labels in the fast loss.")
+    gate_weight: float = Field(1.0, ge=0, description="With experts.gate: weight of the gate's BCE towards the share of each sequence's tokens the neocortex alone gets wrong (batch and replayed episodes); 0 = the gate learns only through the fast loss.")
     teacher_after_step: bool = Field(True, description="Store as the episode's teacher the combined logits after the step (spec §3.5; one more decode) or those of the step itself (false).")
 
 
@@ -100,7 +101,7 @@ class ConsolidationConfig(Section):
     perturb_prob: float = Field(0.15, ge=0, le=1, description="Per-token replacement probability for pseudo_kind=perturb.")
     grad_clip: float = Field(1.0, ge=0, description="Gradient-norm clip of the neocortex in sleep (0 disables).")
     label_weight: float = Field(0.0, ge=0, description="Sleep adds this weight times the cross-entropy on the replayed episodes' stored labels to the distillation loss (spec §5; DER++'s beta).")
-    teacher_refresh: bool = Field(False, description="At the start of each sleep, replace an episode's stored teacher by the current combined model's logits where those are more accurate on its labels.")
+    teacher_refresh: bool = Field(True, description="At the start of each sleep, replace an episode's stored teacher by the current combined model's logits where those are more accurate on its labels.")
     refresh: RefreshConfig = Field(default_factory=RefreshConfig, description="Expert refresh after each sleep; `refresh=false` is short for policy=off.")
 
     @model_validator(mode="before")

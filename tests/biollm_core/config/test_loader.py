@@ -52,12 +52,16 @@ def test_cpu_preset_is_the_spec_8b_setup_with_the_tuned_sleep() -> None:
         64,
         "full",
     )
-    # Tuned beyond §8b (see conf/train/cpu.yaml): sleeps as long as the wake interval, a faster slow LR,
-    # absorption-gated refresh and a weak EWC.
+    # Tuned beyond §8b (see conf/train/cpu.yaml): a faster slow LR, absorption-gated refresh, no EWC, and
+    # a scheduler that decides (spec §4): when between two intervals, how long between two lengths.
     assert (config.consolidation.slow_lr, config.ewc.fisher_decay, config.ewc.lambda_) == (5e-3, 0.99, 0.0)
     assert config.benchmark.switch_every == 200
-    assert (config.consolidation.sleep_max_interval, config.consolidation.max_sleep_steps) == (100, 100)
+    c = config.consolidation
+    assert c.sleep_min_interval < c.sleep_max_interval and c.min_sleep_steps < c.max_sleep_steps
+    assert (config.scheduler.policy, config.scheduler.novelty) == ("pressure", "surprise")
     assert config.consolidation.refresh.policy == "absorbed"
+    # The wake path that does no harm (README): token routing, a supervised gate, replayed episodes.
+    assert (config.experts.routing, config.experts.gate, config.wake.harm_batch_size) == ("token", True, 16)
 
 
 def test_seed_presets_carry_the_seed_values() -> None:
