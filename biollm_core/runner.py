@@ -144,9 +144,8 @@ def start_state(out_dir: Path, resume: bool, method: ContinualMethod, device: to
     back to its step)."""
     metrics_path = out_dir / "metrics.jsonl"
     if resume and (latest := load_latest_checkpoint(out_dir / "checkpoints", device)) is not None:
-        state = restore(*latest, method)
-        truncate_metrics(metrics_path, state.step)
-        return state
+        truncate_metrics(metrics_path, latest[1]["run_state"]["step"])  # a garbled record stops it before any log line
+        return restore(*latest, method)
     if not resume:
         metrics_path.unlink(missing_ok=True)
     return RunState()
