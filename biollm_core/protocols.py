@@ -103,6 +103,18 @@ class ContinualBenchmark(Protocol):
 
 
 @runtime_checkable
+class FeatureBenchmark(ContinualBenchmark, Protocol):
+    """A benchmark of float feature vectors and class labels (``input_vocab_size`` is 0: no tokens).
+
+    The classifier neocortex (``model.provider=mlp``) takes its input width and its output heads from it.
+    """
+
+    input_dim: int  # D: features per example
+    num_classes: int  # V: logits per output head
+    num_heads: int  # L: output heads (one per task in task-incremental learning, else 1)
+
+
+@runtime_checkable
 class MetricsSink(Protocol):
     """Where metrics leave the engine (JSONL here; the platform adds W&B, Ray reporting, progress bars)."""
 

@@ -75,6 +75,7 @@ def run_experiment(
     device = pick_device(config.device)
     precision = builders.build_precision(config, device)
     bench = builders.build_benchmark(config)
+    config = builders.fit_to_benchmark(config, bench)  # the MLP's sizes from a feature benchmark
     heldouts = [bench.heldout(task).to(device) for task in range(bench.num_tasks)]
     context = MethodContext(bench, device, precision, heldouts[0].labels.shape[1], heldouts[0].attention_mask is not None)
     method = build_method(config, context)
