@@ -13,16 +13,18 @@ import tempfile
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from biollm_core.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def json_safe(value: Any) -> Any:
     """Non-finite floats become null (strict JSON); tensors become Python numbers."""
-    if isinstance(value, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor means torch is loaded; JSON writers alone never load it
+    if torch is not None and isinstance(value, torch.Tensor):
         value = value.tolist()
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -34,20 +36,39 @@ def json_safe(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename, so a reader never sees half a file."""
+    """Write JSON through a temporary file, fsync and a rename: a reader never sees half a file, and after
+    a crash (or power loss) the file holds either the old or the new contents. The one helper for every
+    JSON file BioLLM writes (run artifacts, sweep manifests)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(json_safe(data), handle, indent=2, sort_keys=True, allow_nan=False)
             handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())  # the data reaches the disk before the rename makes it visible
+        os.replace(tmp, path)
     except OSError as error:  # a full disk: the old file stays, the error names it
         Path(tmp).unlink(missing_ok=True)
         raise _naming(error, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    os.replace(tmp, path)
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Persist a rename: the directory entry is data of the directory (POSIX; a no-op elsewhere)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _naming(error: OSError, path: Path) -> OSError:
@@ -131,6 +152,8 @@ def _lockfile_hash(root: Path) -> str | None:
 
 
 def run_metadata(device: torch.device, notes: list[str]) -> dict[str, Any]:
+    import torch
+
     root = Path(__file__).resolve().parent.parent
     versions = {}
     for package in ("torch", "transformers", "ray", "wandb", "numpy", "pydantic", "biollm"):

@@ -144,7 +144,8 @@ def build_hippocampus(cfg: RunConfig, hidden_size: int) -> Hippocampus:
     return Hippocampus(
         hidden_size=hidden_size, num_experts=e.num_experts, expert_hidden=e.expert_hidden, top_k=e.top_k,
         routing=e.routing, init_scale=e.init_scale, utilization_bonus=e.utilization_bonus,
-        capacity_penalty=e.capacity_penalty, seed=cfg.seed + 1,
+        capacity_penalty=e.capacity_penalty, seed=cfg.seed + 1, gate=e.gate, gate_bias=e.gate_bias,
+        max_delta_ratio=e.max_delta_ratio,
     )
 
 
@@ -161,7 +162,7 @@ def build_scheduler(cfg: RunConfig) -> SleepScheduler:
     c = cfg.consolidation
     return SleepScheduler(
         min_interval=c.sleep_min_interval, max_interval=c.sleep_max_interval, threshold=cfg.scheduler.pressure_threshold,
-        min_steps=c.min_sleep_steps, max_steps=c.max_sleep_steps,
+        min_steps=c.min_sleep_steps, max_steps=c.max_sleep_steps, fixed=cfg.scheduler.policy == "fixed",
     )
 
 
@@ -171,4 +172,5 @@ def build_sleep_settings(cfg: RunConfig) -> SleepSettings:
         batch_size=cfg.replay.batch_size, temperature=c.temperature, ewc_lambda=cfg.ewc.lambda_,
         fisher_decay=cfg.ewc.fisher_decay, normalize_fisher=cfg.ewc.normalize_fisher, grad_clip=c.grad_clip,
         pseudo_ratio=c.pseudo_ratio if c.pseudo_rehearsal else 0.0, pseudo_kind=c.pseudo_kind, perturb_prob=c.perturb_prob,
+        label_weight=c.label_weight,
     )

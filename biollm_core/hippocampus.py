@@ -2,6 +2,12 @@
 
 Experts are stored as stacked tensors (E, ...) so routing and expert evaluation are batched: no Python
 loop over the batch, the experts or k.
+
+Wake-path options (issue 11): ``routing="attention"`` pools the routing unit of a sequence with a learned
+query instead of a plain mean (a task cue among 15 other tokens is not diluted); ``gate=True`` scales the
+delta per token by a learned sigmoid gate (the do-no-harm replay of ``wake.py`` teaches it to close on
+inputs the neocortex already answers); ``max_delta_ratio`` bounds ``||delta|| <= r ||hidden||`` per token.
+The gate and the routing query survive an expert's refresh: they describe inputs, not one expert.
 """
 
 from __future__ import annotations
@@ -37,10 +43,14 @@ class Hippocampus(nn.Module):
         utilization_bonus: float,
         capacity_penalty: float,
         seed: int,
+        gate: bool = False,
+        gate_bias: float = 0.0,
+        max_delta_ratio: float | None = None,
     ) -> None:
         super().__init__()
         self.num_experts, self.top_k, self.routing = num_experts, top_k, routing
         self.utilization_bonus, self.capacity_penalty = utilization_bonus, capacity_penalty
+        self.max_delta_ratio = max_delta_ratio
         g = torch.Generator().manual_seed(seed)
         bound_in = 1.0 / math.sqrt(hidden_size)
         E, H, D = num_experts, hidden_size, expert_hidden
@@ -53,6 +63,13 @@ class Hippocampus(nn.Module):
         with torch.no_grad():
             self.router.weight.copy_(torch.randn(E, H, generator=g) * 0.02)
             self.router.bias.zero_()
+        # Attention pooling of the routing unit: a learned query; zero at init = the plain mean.
+        self.route_query = nn.Parameter(torch.zeros(H)) if routing == "attention" else None
+        self.gate = nn.Linear(H, 1) if gate else None
+        if self.gate is not None:
+            with torch.no_grad():
+                self.gate.weight.zero_()
+                self.gate.bias.fill_(gate_bias)  # sigmoid(bias): how open the gate starts
         for name in ("w1", "b1", "w2", "b2"):
             self.register_buffer(f"{name}_init", getattr(self, name).detach().clone())
         self.register_buffer("counts", torch.zeros(E))  # activations per expert so far
@@ -101,26 +118,39 @@ class Hippocampus(nn.Module):
     # ---- forward ----------------------------------------------------------------------------------
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> RoutingOutput:
         B, T, H = hidden.shape
-        if self.routing == "sequence":
-            if attention_mask is None:
-                units = hidden.mean(dim=1)  # (B, H)
-            else:
-                m = attention_mask.to(hidden.dtype).unsqueeze(-1)
-                units = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
-        else:
+        if self.routing == "token":
             units = hidden.reshape(B * T, H)
+        else:
+            units = self._pool(hidden, attention_mask)  # (B, H)
         logits = adjusted_router_logits(
             self.router(units), self.usage_share(), self.capacity(), self.utilization_bonus, self.capacity_penalty
         )
         probs = logits.float().softmax(dim=-1).to(hidden.dtype)  # (N, E)
         weights, indices = top_k_routing(probs, self.top_k)  # (N, k)
-        if self.routing == "sequence":
-            delta = self._sequence_delta(hidden, weights, indices)
-            episode_experts = indices
-        else:
+        if self.routing == "token":
             delta = self._token_delta(units, weights, indices).view(B, T, H)
             episode_experts = self._dominant_experts(weights.view(B, T, -1), indices.view(B, T, -1))
+        else:
+            delta = self._sequence_delta(hidden, weights, indices)
+            episode_experts = indices
+        if self.gate is not None:
+            delta = delta * torch.sigmoid(self.gate(hidden))  # (B, T, 1): per token
+        if self.max_delta_ratio is not None:
+            delta = bound_delta(delta, hidden, self.max_delta_ratio)
         return RoutingOutput(delta=delta, probs=probs, indices=indices, episode_experts=episode_experts)
+
+    def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, H) -> (B, H): the mean over real tokens, or their attention-weighted mean."""
+        mask = None if attention_mask is None else attention_mask.to(torch.bool)
+        if self.route_query is None:
+            if mask is None:
+                return hidden.mean(dim=1)
+            m = mask.to(hidden.dtype).unsqueeze(-1)
+            return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+        scores = hidden @ self.route_query  # (B, T)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        return (scores.softmax(dim=1).unsqueeze(-1) * hidden).sum(1)
 
     def _sequence_delta(self, hidden: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         # Only the k chosen experts of each sequence are evaluated, as B*k batched matmuls over gathered
@@ -153,3 +183,13 @@ class Hippocampus(nn.Module):
         mass = torch.zeros(B, self.num_experts, dtype=weights.dtype, device=weights.device)
         mass.scatter_add_(1, indices.reshape(B, -1), weights.reshape(B, -1))
         return mass.topk(self.top_k, dim=-1).indices
+
+
+def bound_delta(delta: torch.Tensor, hidden: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Scale each token's delta down so that ``||delta|| <= ratio * ||hidden||`` (unchanged below it).
+
+    delta, hidden: (B, T, H). The scale is ``min(1, ratio ||h|| / ||delta||)``, differentiable.
+    """
+    limit = ratio * hidden.norm(dim=-1, keepdim=True)
+    norm = delta.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return delta * torch.clamp(limit / norm, max=1.0)

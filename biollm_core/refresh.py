@@ -1,4 +1,10 @@
-"""Expert refresh after sleep (spec §6): recycle experts whose knowledge the neocortex has absorbed."""
+"""Expert refresh after sleep (spec §6): recycle experts whose knowledge the neocortex has absorbed.
+
+An expert is absorbed when, on its most recent routed episodes in the buffer (the latest by step), the
+neocortex alone predicts the episodes' targets: their stored labels (every benchmark here has them).
+The stored teacher is no target: a task's first teachers are wrong (5% correct measured at a task's
+start), and probing against them pinned experts for ever.
+"""
 
 from __future__ import annotations
 
@@ -18,15 +24,15 @@ class RefreshResult:
 
 
 def absorption_agreement(
-    base_argmax: torch.Tensor, teacher_argmax: torch.Tensor, labels: torch.Tensor, owner: torch.Tensor, valid: torch.Tensor
+    base_argmax: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor, owner: torch.Tensor, valid: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-expert agreement of base and teacher argmax on supervised tokens.
+    """Per-expert agreement of the base argmax with the targets on supervised tokens.
 
-    base_argmax, teacher_argmax, labels: (E, P, T) for each expert's P probe episodes; valid: (E, P).
+    base_argmax, targets, labels: (E, P, T) for each expert's P probe episodes; valid: (E, P).
     Returns agreement (E,) and whether each expert had any supervised probe token (E,).
     """
     supervised = (labels != -100) & valid.unsqueeze(-1)
-    agree = ((base_argmax == teacher_argmax) & supervised).flatten(1).sum(1)
+    agree = ((base_argmax == targets) & supervised).flatten(1).sum(1)
     total = supervised.flatten(1).sum(1)
     return agree / total.clamp_min(1), total > 0
 
@@ -53,14 +59,9 @@ def refresh_experts(
         index, valid = replay.recent_episodes_of(E, probe_episodes)  # (E, P)
         sample = replay.gather(index.flatten())
         base = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
-        if sample.teacher_indices is None:
-            teacher_argmax = sample.teacher.float().argmax(-1)
-        else:  # top-k storage keeps the logits sorted: entry 0 is the argmax
-            teacher_argmax = sample.teacher_indices[..., 0]
         shape = (E, index.shape[1], -1)
-        agreement, tested = absorption_agreement(
-            base.argmax(-1).view(shape), teacher_argmax.view(shape), sample.labels.view(shape), index, valid
-        )
+        labels = sample.labels.view(shape)
+        agreement, tested = absorption_agreement(base.argmax(-1).view(shape), labels, labels, index, valid)
         chosen = tested & (agreement >= agreement_threshold)
         mean_agreement = float(agreement[tested].mean()) if bool(tested.any()) else float("nan")
     hippocampus.reset_experts(chosen, reset_factor)

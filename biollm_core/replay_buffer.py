@@ -127,13 +127,24 @@ class ReplayBuffer:
             t["attention_mask"][slots] = attention_mask[rows].bool()
         if self.teacher_storage == "none":
             return
-        teacher = teacher_logits[rows]
+        self.write_teachers(slots, teacher_logits[rows])
+
+    @torch.no_grad()
+    def write_teachers(self, slots: torch.Tensor | slice, logits: torch.Tensor) -> None:
+        """Store (N, T, V) logits as the teachers of ``slots`` (top-k or full, fp16)."""
+        t = self.tensors
         if self.teacher_storage == "topk":
-            values, indices = teacher.float().topk(self.teacher_topk, dim=-1)
+            values, indices = logits.float().topk(self.teacher_topk, dim=-1)
             t["teacher"][slots] = values.half()
             t["teacher_indices"][slots] = indices.to(t["teacher_indices"].dtype)
         else:
-            t["teacher"][slots] = teacher.half()
+            t["teacher"][slots] = logits.half()
+
+    def teacher_argmax(self, index: torch.Tensor | slice) -> torch.Tensor:
+        """(N, T) the stored teachers' argmax (top-k storage keeps them sorted: entry 0 is the argmax)."""
+        if self.teacher_storage == "topk":
+            return self.tensors["teacher_indices"][index][..., 0].long()
+        return self.tensors["teacher"][index].float().argmax(-1)
 
     def _fit_inputs(self, input_ids: torch.Tensor) -> None:
         """Make the input storage hold ``input_ids``' form: int32 for token ids, the batch's dtype for features."""

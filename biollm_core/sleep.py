@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from biollm_core.device import Precision
 from biollm_core.distillation import distillation_loss
@@ -61,6 +62,7 @@ class SleepSettings:
     pseudo_ratio: float  # 0 = no pseudo-rehearsal
     pseudo_kind: str
     perturb_prob: float
+    label_weight: float = 0.0  # cross-entropy on the episodes' stored labels beside the distillation (DER++'s beta)
 
 
 def pseudo_samples(
@@ -96,6 +98,19 @@ def pseudo_samples(
     return ReplaySample(ids, sample.labels, sample.attention_mask, teacher, indices, sample.task_ids)
 
 
+def sleep_loss(
+    student: torch.Tensor, sample: ReplaySample, temperature: float, label_weight: float, pseudo_rows: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, mean KL): the distillation loss of (B, T, V) student logits against the sample's teachers,
+    plus ``label_weight`` times the cross-entropy on the stored labels of rows ``pseudo_rows:`` (pseudo
+    samples' labels do not fit their perturbed inputs)."""
+    loss, kl = distillation_loss(student, sample.teacher, sample.labels != -100, sample.teacher_indices, temperature)
+    if label_weight > 0 and pseudo_rows < student.shape[0]:
+        labelled = student[pseudo_rows:].float().flatten(0, 1)
+        loss = loss + label_weight * F.cross_entropy(labelled, sample.labels[pseudo_rows:].flatten(), ignore_index=-100)
+    return loss, kl
+
+
 @dataclass
 class SleepStepResult:
     """One consolidation step. Tensors stay on the device: reading them is a host sync."""
@@ -115,15 +130,19 @@ def sleep_step(
     precision: Precision,
     *,
     report_penalty: bool = False,
+    pseudo_rows: int = 0,
 ) -> SleepStepResult:
     """Distil ``sample``'s teachers into the neocortex alone, with online Fisher and the EWC gradient.
 
-    The consolidated parameters must have ``requires_grad`` on (``sleep_cycle`` sees to it).
+    With ``settings.label_weight`` > 0 the loss adds that weight times the cross-entropy on the stored
+    labels of the episodes (the first ``pseudo_rows`` are pseudo-samples, whose labels do not fit their
+    perturbed inputs: they are distilled only). The consolidated parameters must have ``requires_grad``
+    on (``sleep_cycle`` sees to it).
     """
     params = ewc.params
     with precision.autocast():
         student = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
-    loss, kl = distillation_loss(student, sample.teacher, sample.labels != -100, sample.teacher_indices, settings.temperature)
+    loss, kl = sleep_loss(student, sample, settings.temperature, settings.label_weight, pseudo_rows)
     if not torch.isfinite(loss):  # one host sync per sleep step: the price of never stepping on NaN
         return SleepStepResult(False, None, None)
     optimizer.zero_grad(set_to_none=True)
@@ -188,7 +207,8 @@ def sleep_cycle(
                 sample = pseudo_samples(
                     sample, n_pseudo, neocortex.vocab_size, settings.pseudo_kind, settings.perturb_prob, combined, generator
                 )
-            result = sleep_step(neocortex, optimizer, scaler, sample, ewc, settings, precision, report_penalty=index == num_steps - 1)
+            result = sleep_step(neocortex, optimizer, scaler, sample, ewc, settings, precision,
+                                report_penalty=index == num_steps - 1, pseudo_rows=n_pseudo)
             if not result.updated:
                 skipped += 1
                 continue
@@ -201,3 +221,27 @@ def sleep_cycle(
         distill_kl=0.0 if kl_sum is None else float(kl_sum) / max(updates, 1),
         ewc_penalty=0.0 if penalty is None else float(penalty),
     )
+
+
+@torch.no_grad()
+def refresh_teachers(
+    replay: ReplayBuffer, combined: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], batch_size: int
+) -> int:
+    """Replace each stored teacher by the combined model's logits where those are more accurate on the
+    episode's labels (spec §5: a task's first episodes keep the wrong teachers of a hippocampus that had
+    not learned it yet). Returns how many teachers were replaced."""
+    replaced = 0
+    size = len(replay)
+    device = replay.tensors["input_ids"].device
+    for start in range(0, size, batch_size):
+        index = torch.arange(start, min(start + batch_size, size), device=device)
+        sample = replay.gather(index)
+        supervised = sample.labels != -100
+        logits = combined(sample.input_ids, sample.attention_mask)
+        now = ((logits.argmax(-1) == sample.labels) & supervised).sum(1)  # (N,) correct tokens
+        stored = ((replay.teacher_argmax(index) == sample.labels) & supervised).sum(1)
+        better = now > stored
+        if bool(better.any()):
+            replay.write_teachers(index[better], logits[better])
+            replaced += int(better.sum())
+    return replaced

@@ -68,11 +68,12 @@ class SleepScheduler:
     threshold: float
     min_steps: int
     max_steps: int
+    fixed: bool = False  # scheduler.policy=fixed: every max_interval steps for max_steps, pressure unread
     steps_since_sleep: int = 0
 
     def needs_pressure(self) -> bool:
         """Whether the pressure can change the decision now (else it need not be read off the device)."""
-        if self.steps_since_sleep < self.min_interval:
+        if self.fixed or self.steps_since_sleep < self.min_interval:
             return False
         return self.steps_since_sleep < self.max_interval or self.min_steps != self.max_steps
 
@@ -81,6 +82,8 @@ class SleepScheduler:
 
     def decide(self, pressure: float) -> int:
         """Sleep steps to take now (0 = stay awake)."""
+        if self.fixed:
+            return self.max_steps if self.steps_since_sleep >= self.max_interval else 0
         if not should_sleep(
             self.steps_since_sleep, pressure, min_interval=self.min_interval, max_interval=self.max_interval, threshold=self.threshold
         ):

@@ -58,7 +58,10 @@ class ExpertsConfig(Section):
     num_experts: int = Field(8, ge=1, description="Number of hippocampal experts.")
     expert_hidden: int = Field(32, ge=1, description="Hidden width of each expert MLP.")
     top_k: int = Field(2, ge=1, description="Experts selected per routing unit; must not exceed num_experts.")
-    routing: Literal["sequence", "token"] = Field("sequence", description="Routing unit: one decision per sequence (mean-pooled) or per token.")
+    routing: Literal["sequence", "attention", "token"] = Field("sequence", description="Routing unit: one decision per sequence from its mean hidden state (sequence) or from an attention-pooled one with a learned query (attention), or one per token (token).")
+    gate: bool = Field(False, description="Scale the delta per token by a learned sigmoid gate (taught to close on what the neocortex answers by wake.harm_*).")
+    gate_bias: float = Field(0.0, description="Initial gate logit: sigmoid(gate_bias) is how open the gate starts.")
+    max_delta_ratio: float | None = Field(None, gt=0, description="Bound each token's delta to this multiple of the hidden state's norm; null = unbounded.")
     fast_lr: float = Field(5e-3, gt=0, description="AdamW learning rate of the hippocampus in wake.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay of the hippocampus.")
     init_scale: float = Field(1e-3, ge=0, description="Std of the experts' output-layer init: near zero so a fresh expert barely changes the neocortex.")
@@ -74,6 +77,12 @@ class ExpertsConfig(Section):
         if self.top_k > self.num_experts:
             raise ValueError(f"top_k ({self.top_k}) must not exceed num_experts ({self.num_experts})")
         return self
+
+
+class WakeConfig(Section):
+    harm_batch_size: int = Field(0, ge=0, description="Episodes replayed from the buffer in every wake step for the do-no-harm term (0 = off).")
+    harm_weight: float = Field(1.0, ge=0, description="Weight of the combined model's cross-entropy on those episodes' labels in the fast loss.")
+    teacher_after_step: bool = Field(True, description="Store as the episode's teacher the combined logits after the step (spec §3.5; one more decode) or those of the step itself (false).")
 
 
 class ReplayConfig(Section):
@@ -104,6 +113,8 @@ class ConsolidationConfig(Section):
     pseudo_kind: Literal["random", "perturb"] = Field("perturb", description="Pseudo-samples from random tokens or replayed inputs with tokens perturbed.")
     perturb_prob: float = Field(0.15, ge=0, le=1, description="Per-token replacement probability for pseudo_kind=perturb.")
     grad_clip: float = Field(1.0, ge=0, description="Gradient-norm clip of the neocortex in sleep (0 disables).")
+    label_weight: float = Field(0.0, ge=0, description="Sleep adds this weight times the cross-entropy on the replayed episodes' stored labels to the distillation loss (spec §5; DER++'s beta).")
+    teacher_refresh: bool = Field(False, description="At the start of each sleep, replace an episode's stored teacher by the current combined model's logits where those are more accurate on its labels.")
     refresh: RefreshConfig = Field(default_factory=RefreshConfig, description="Expert refresh after each sleep; `refresh=false` is short for policy=off.")
 
     @model_validator(mode="before")
@@ -129,6 +140,7 @@ class EwcConfig(Section):
 
 
 class SchedulerConfig(Section):
+    policy: Literal["pressure", "fixed"] = Field("pressure", description="pressure: sleep pressure decides when (between consolidation.sleep_min_interval and sleep_max_interval) and how long (min to max_sleep_steps); fixed: every sleep_max_interval steps for max_sleep_steps (the ablation).")
     pressure_threshold: float = Field(0.5, gt=0, description="Pressure at which a sleep may start (after sleep_min_interval).")
     saturation_weight: float = Field(0.4, ge=0, description="Weight of the saturation signal in the pressure.")
     forgetting_weight: float = Field(0.4, ge=0, description="Weight of the forgetting signal in the pressure.")
@@ -215,6 +227,7 @@ class RunConfig(Section):
     method: MethodConfig = Field(default_factory=ClsConfig, description="The continual-learning method and its own settings: `method=er` selects one (the seed's mode=sleep|nosleep mean cls|nosleep).")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The neocortex.")
     experts: ExpertsConfig = Field(default_factory=ExpertsConfig, description="The hippocampus (mixture of experts).")
+    wake: WakeConfig = Field(default_factory=WakeConfig, description="The CLS learner's wake step: what the fast loss holds besides the current batch.")
     replay: ReplayConfig = Field(default_factory=ReplayConfig, description="The episodic replay buffer.")
     consolidation: ConsolidationConfig = Field(default_factory=ConsolidationConfig, description="Sleep: distillation, scheduling bounds, refresh.")
     ewc: EwcConfig = Field(default_factory=EwcConfig, description="Elastic weight consolidation.")

@@ -26,7 +26,7 @@ from biollm_core.protocols import Batch, Neocortex
 from biollm_core.refresh import refresh_experts
 from biollm_core.replay_buffer import ReplayBuffer, ReplaySample
 from biollm_core.routing import usage_entropy
-from biollm_core.sleep import EwcState, SleepSettings, sleep_cycle, sleep_step, trainable
+from biollm_core.sleep import EwcState, SleepSettings, refresh_teachers, sleep_cycle, sleep_step, trainable
 from biollm_core.sleep_pressure import SleepScheduler, forgetting_signal, loss_running_mean, sleep_pressure, surprise_novelty
 from biollm_core.wake import WakeResult, wake_step
 
@@ -38,12 +38,16 @@ class ClsSettings:
     reward_alpha: float
     reward_from_correctness: bool
     routing_reg_weight: float
+    harm_batch_size: int
+    harm_weight: float
+    teacher_after_step: bool
     drift_interval: int
     saturation_threshold: float
     saturation_weight: float
     forgetting_weight: float
     novelty_weight: float
     surprise_novelty: bool  # scheduler.novelty = surprise (else first use)
+    teacher_refresh: bool
     refresh_policy: str
     probe_episodes: int
     agreement_threshold: float
@@ -59,6 +63,7 @@ class ClsCounters:
     refresh_count_total: int = 0
     base_updates_in_sleep: int = 0
     skipped_sleep_steps: int = 0
+    teachers_refreshed: int = 0
     wake_updates: int = 0
     samples_processed: int = 0
     last_sleep_at: int = 0  # training step of the last sleep (0 = none yet)
@@ -91,13 +96,15 @@ class ClsLearner:
 
     def observe(self, batch: Batch, step: int) -> StepOutput:
         s = self.settings
+        replayed = s.harm_batch_size if self.hippocampus is not None and len(self.replay) else 0  # do-no-harm episodes
         self._wake = wake_step(
             self.neocortex, self.hippocampus, self.fast_opt, self.fast_scaler, self.replay, batch, step, self.precision,
             reward_alpha=s.reward_alpha, reward_from_correctness=s.reward_from_correctness,
             routing_reg_weight=s.routing_reg_weight, base_optimizer=self.wake_base_opt,
+            harm_batch_size=s.harm_batch_size, harm_weight=s.harm_weight, teacher_after_step=s.teacher_after_step,
         )
         self.scheduler.tick()
-        self.counters.samples_processed += len(batch)
+        self.counters.samples_processed += len(batch) + replayed
         if self.hippocampus is not None:
             self.counters.wake_updates += 1
             if (step + 1) % s.drift_interval == 0:
@@ -134,6 +141,8 @@ class ClsLearner:
     def sleep(self, num_steps: int, step: int) -> int:
         """One sleep cycle of ``num_steps`` consolidation steps, then the refresh; returns experts refreshed."""
         c, s = self.counters, self.settings
+        if s.teacher_refresh:
+            c.teachers_refreshed += refresh_teachers(self.replay, self.combined, batch_size=256)
         stats = sleep_cycle(self.neocortex, self.slow_opt, self.slow_scaler, self.replay, self.ewc, num_steps,
                             self.sleep_settings, self.precision, self.combined, self.pseudo_generator)
         refreshed = refresh_experts(
@@ -165,7 +174,8 @@ class ClsLearner:
         c = self.counters
         trained = list(self.ewc.params) + ([] if self.hippocampus is None else list(self.hippocampus.parameters()))
         figures = {"sleep_count": c.sleep_count, "sleep_steps": c.sleep_steps, "refresh_count_total": c.refresh_count_total,
-                   "base_updates_in_sleep": c.base_updates_in_sleep, "skipped_sleep_steps": c.skipped_sleep_steps}
+                   "base_updates_in_sleep": c.base_updates_in_sleep, "skipped_sleep_steps": c.skipped_sleep_steps,
+                   "teachers_refreshed": c.teachers_refreshed}
         return MethodSummary(self.replay.capacity, self.replay.nbytes() + self.ewc.nbytes(), sum(p.numel() for p in trained),
                              c.wake_updates + c.base_updates_in_sleep, c.samples_processed, figures)
 
@@ -215,9 +225,12 @@ def build(config: RunConfig, context: MethodContext) -> ClsLearner:
     replay = builders.build_replay(config, context.seq_len, context.device, with_attention_mask=context.with_attention_mask)
     settings = ClsSettings(
         reward_alpha=e.reward_alpha, reward_from_correctness=config.train.reward_from_correctness,
-        routing_reg_weight=e.routing_reg_weight, drift_interval=e.drift_interval, saturation_threshold=e.saturation_threshold,
+        routing_reg_weight=e.routing_reg_weight, harm_batch_size=config.wake.harm_batch_size, harm_weight=config.wake.harm_weight,
+        teacher_after_step=config.wake.teacher_after_step, drift_interval=e.drift_interval,
+        saturation_threshold=e.saturation_threshold,
         saturation_weight=s.saturation_weight, forgetting_weight=s.forgetting_weight, novelty_weight=s.novelty_weight,
-        surprise_novelty=s.novelty == "surprise", refresh_policy=c.refresh.policy, probe_episodes=c.refresh.probe_episodes,
+        surprise_novelty=s.novelty == "surprise", teacher_refresh=c.teacher_refresh, refresh_policy=c.refresh.policy,
+        probe_episodes=c.refresh.probe_episodes,
         agreement_threshold=c.refresh.agreement_threshold, reset_factor=c.refresh.reset_factor,
     )
     return ClsLearner(neocortex, hippocampus, replay, builders.build_scheduler(config), fast_opt=fast_opt, slow_opt=slow_opt,

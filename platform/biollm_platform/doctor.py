@@ -77,12 +77,9 @@ def _auth_headers() -> dict[str, str]:
     """Ray's token header when token auth is on (RAY_AUTH_MODE=token), as JobSubmissionClient sends it."""
     if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
         return {}  # importing Ray's auth helpers costs a second or more: only when asked
-    try:
-        from ray._private.authentication.http_token_authentication import get_auth_headers_if_auth_enabled
+    from biollm_platform.sweep.ray_internals import token_auth_headers
 
-        return dict(get_auth_headers_if_auth_enabled({}))
-    except Exception:  # noqa: BLE001 - no token, or another Ray version: ask without one
-        return {}
+    return token_auth_headers()
 
 
 def _cluster_resources(status: dict[str, Any]) -> dict[str, dict[str, float]] | None:
@@ -98,12 +95,21 @@ def cluster_report(address: str | None) -> dict[str, Any]:
     """Is a Ray cluster reachable at ``address``? Never starts one; a few seconds at most.
 
     ``http(s)://host:port`` is the dashboard (Ray Jobs) address: its version and resources are read from
-    the REST API. ``host:port`` (GCS) and ``ray://host:port`` (Ray Client) get a TCP connection check.
+    the REST API. ``host:port`` (GCS) and ``ray://host:port`` (Ray Client) get a TCP connection check;
+    ``auto`` is resolved as Ray resolves it (RAY_ADDRESS, else this machine's latest cluster) first.
     """
     if not address:
         return {"address": None, "checked": False, "note": "none checked: pass --address or set RAY_ADDRESS"}
-    if address == "auto" or address.startswith("local"):
-        return {"address": address, "checked": False, "note": f"'{address}' names a cluster on this machine; pass its dashboard URL"}
+    if address == "local":
+        return {"address": address, "checked": False, "note": "'local' starts a new Ray; nothing to check"}
+    if address == "auto":  # what `ray.init(address="auto")` and `biollm sweep submit --address auto` join
+        from biollm_platform.sweep.ray_internals import resolve_auto_address
+
+        found = resolve_auto_address()
+        if found is None or found == "auto":
+            return {"address": "auto", "checked": True, "reachable": False,
+                    "error": "no running Ray cluster found (RAY_ADDRESS is unset and none was started on this machine)"}
+        return {**cluster_report(found), "resolved_from": "auto"}
     started = time.perf_counter()
     report: dict[str, Any] = {"address": address, "checked": True, "reachable": False}
     parsed = urlparse(address if "://" in address else f"gcs://{address}")

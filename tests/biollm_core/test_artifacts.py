@@ -25,6 +25,35 @@ def test_write_json_atomic_turns_non_finite_into_null(tmp_path: Path) -> None:
     assert json.loads(path.read_text()) == {"a": 1}
 
 
+def test_write_json_atomic_syncs_file_and_directory(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """The data is fsynced before the rename, and the directory after it (a crash keeps old or new)."""
+    import os
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    write_json_atomic(tmp_path / "m.json", {"a": 1})
+    assert len(synced) == 2
+    assert Path(synced[0]).name.startswith(".m.json.") and Path(synced[1]) == tmp_path
+
+
+def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    write_json_atomic(path, {"a": 1})
+    try:
+        write_json_atomic(path, {"a": object()})  # not JSON
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("an unencodable value must fail")
+    assert json.loads(path.read_text()) == {"a": 1} and [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
 def test_json_safe_tensors() -> None:
     assert json_safe(torch.tensor([1.0, float("nan")])) == [1.0, None]
 

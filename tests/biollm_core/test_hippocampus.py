@@ -11,7 +11,7 @@ from biollm_core.hippocampus import Hippocampus
 H, E, D = 8, 4, 6
 
 
-def make(routing: str = "sequence", top_k: int = 2, init_scale: float = 0.5, **kwargs: float) -> Hippocampus:
+def make(routing: str = "sequence", top_k: int = 2, init_scale: float = 0.5, **kwargs: object) -> Hippocampus:
     settings = {"utilization_bonus": 0.1, "capacity_penalty": 0.1, **kwargs}
     return Hippocampus(
         hidden_size=H, num_experts=E, expert_hidden=D, top_k=top_k, routing=routing, init_scale=init_scale,
@@ -233,3 +233,33 @@ def test_routing_follows_every_change_of_the_statistics() -> None:
     other.record_routing(torch.tensor([[1, 3]] * 20))
     hip.load_state_dict(other.state_dict())
     assert_routes_like_the_reference()
+
+
+def test_attention_routing_starts_as_the_mean_and_learns_where_to_look() -> None:
+    hidden = torch.randn(2, 5, H, generator=torch.Generator().manual_seed(1))
+    attention, mean = make("attention"), make("sequence")
+    torch.testing.assert_close(attention._pool(hidden, None), mean._pool(hidden, None))  # a zero query: uniform weights
+    with torch.no_grad():
+        attention.route_query.copy_(hidden[0, 0] * 50)  # a query that singles out token 0 of sequence 0
+    pooled = attention._pool(hidden, None)
+    torch.testing.assert_close(pooled[0], hidden[0, 0], atol=1e-3, rtol=0)
+    mask = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        attention.route_query.zero_()
+    torch.testing.assert_close(attention._pool(hidden, mask)[0], hidden[0, :2].mean(0))  # padding never pooled
+
+
+def test_a_closed_gate_silences_the_delta_and_the_bound_caps_it() -> None:
+    from biollm_core.hippocampus import bound_delta
+
+    hidden = torch.randn(2, 3, H, generator=torch.Generator().manual_seed(2))
+    shut = make(gate=True, gate_bias=-30.0)
+    assert shut(hidden).delta.abs().max() < 1e-9
+    half = make(gate=True, gate_bias=0.0)
+    open_ = make()
+    torch.testing.assert_close(half(hidden).delta, 0.5 * open_(hidden).delta)  # sigmoid(0) = 1/2
+    delta = torch.tensor([[[3.0, 4.0], [0.3, 0.4]]])  # norms 5 and 0.5
+    h = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])  # norm 1
+    torch.testing.assert_close(bound_delta(delta, h, 1.0), torch.tensor([[[0.6, 0.8], [0.3, 0.4]]]))  # only the first is cut
+    capped = make(max_delta_ratio=0.01)(hidden)
+    assert (capped.delta.norm(dim=-1) <= 0.01 * hidden.norm(dim=-1) + 1e-6).all()

@@ -17,8 +17,9 @@ NAMES = ("w1", "b1", "w2", "b2")
 
 
 def setup(storage: str) -> tuple[TinyTransformer, Hippocampus, torch.optim.Optimizer, ReplayBuffer]:
-    """Expert 0's episodes carry the base model's own logits as teacher (agreement 1); expert 1's a
-    teacher whose argmax is always another token (agreement 0). Both experts have moved from init."""
+    """Expert 0's episodes are labelled with the base model's own argmax (agreement 1); expert 1's with
+    another token (agreement 0), though their stored teacher is the base model itself: the labels are the
+    target, never the teacher (spec §6). Both experts have moved from init."""
     torch.manual_seed(0)
     model = TinyTransformer(vocab_size=V, input_vocab_size=V, hidden_size=H, num_layers=2, num_heads=2,
                             mlp_ratio=2, max_seq_len=T, injection_layer=1).requires_grad_(False)
@@ -36,12 +37,11 @@ def setup(storage: str) -> tuple[TinyTransformer, Hippocampus, torch.optim.Optim
     gen = torch.Generator().manual_seed(1)
     for step, expert in enumerate([0, 1, 0, 1]):
         ids = torch.randint(0, V, (2, T), generator=gen)
-        labels = torch.randint(0, V, (2, T), generator=gen)
-        labels[:, 0] = -100
         with torch.no_grad():
             base = model(ids)
-        teacher = base if expert == 0 else 10.0 * torch.nn.functional.one_hot((base.argmax(-1) + 1) % V, V).float()
-        replay.add(input_ids=ids, labels=labels, attention_mask=None, teacher_logits=teacher, task_id=0, step=step,
+        labels = base.argmax(-1) if expert == 0 else (base.argmax(-1) + 1) % V
+        labels[:, 0] = -100
+        replay.add(input_ids=ids, labels=labels, attention_mask=None, teacher_logits=base, task_id=0, step=step,
                    experts=torch.full((2, 1), expert))
     return model, hip, optimizer, replay
 

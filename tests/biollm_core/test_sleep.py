@@ -10,7 +10,7 @@ import torch
 from biollm_core.device import Precision
 from biollm_core.distillation import distillation_loss
 from biollm_core.models.tiny_transformer import TinyTransformer
-from biollm_core.replay_buffer import ReplayBuffer
+from biollm_core.replay_buffer import ReplayBuffer, ReplaySample
 from biollm_core.sleep import EwcState, SleepSettings, pseudo_samples, sleep_cycle
 
 V, T, EPISODES = 16, 6, 8
@@ -183,3 +183,41 @@ def test_a_grad_scaler_overflow_never_reaches_the_fisher() -> None:
     assert all(torch.isfinite(f).all() for f in ewc.fisher)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert math.isfinite(stats.ewc_penalty) and stats.ewc_penalty > 0
+
+
+def test_label_weight_adds_the_cross_entropy_on_stored_labels_but_not_on_pseudo_rows() -> None:
+    from biollm_core.sleep import sleep_loss
+
+    g = torch.Generator().manual_seed(0)
+    student = torch.randn(3, 2, 5, generator=g)
+    labels = torch.tensor([[1, -100], [4, 2], [0, 3]])
+    sample = ReplaySample(torch.zeros(3, 2, dtype=torch.long), labels, None, torch.randn(3, 2, 5, generator=g), None,
+                          torch.zeros(3))
+    plain, kl = sleep_loss(student, sample, 1.0, 0.0)
+    weighted, kl_too = sleep_loss(student, sample, 1.0, 0.5)
+    by_hand = torch.nn.functional.cross_entropy(student.flatten(0, 1), labels.flatten(), ignore_index=-100)
+    assert torch.allclose(weighted - plain, 0.5 * by_hand) and torch.equal(kl, kl_too)
+    skip_first, _ = sleep_loss(student, sample, 1.0, 0.5, pseudo_rows=1)  # row 0 is a pseudo-sample
+    rest = torch.nn.functional.cross_entropy(student[1:].flatten(0, 1), labels[1:].flatten(), ignore_index=-100)
+    assert torch.allclose(skip_first - plain, 0.5 * rest)
+
+
+@pytest.mark.parametrize("storage", ["full", "topk"])
+def test_teacher_refresh_replaces_only_teachers_the_combined_model_beats(storage: str) -> None:
+    from biollm_core.sleep import refresh_teachers
+
+    V, T = 6, 3
+    replay = ReplayBuffer(capacity=4, seq_len=T, vocab_size=V, top_k_experts=1, teacher_storage=storage, teacher_topk=3,
+                          device=torch.device("cpu"), seed=0, with_attention_mask=False)
+    labels = torch.tensor([[1, 2, 3], [1, 2, 3]])
+    wrong = 10 * torch.nn.functional.one_hot((labels + 1) % V, V).float()  # a teacher wrong on every token
+    right = 10 * torch.nn.functional.one_hot(labels, V).float()
+    replay.add(input_ids=torch.tensor([[0, 0, 0], [5, 5, 5]]), labels=labels, attention_mask=None, task_id=0, step=0,
+               teacher_logits=torch.stack([wrong[0], right[1]]), experts=torch.zeros(2, 1, dtype=torch.long))
+
+    def combined(ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:  # right on episode 0, wrong on 1
+        return torch.where((ids[:, :1] == 0).unsqueeze(-1), right[:1].expand(len(ids), -1, -1), wrong[:1].expand(len(ids), -1, -1))
+
+    assert refresh_teachers(replay, combined, batch_size=1) == 1
+    assert replay.teacher_argmax(slice(0, 2)).tolist() == [[1, 2, 3], [1, 2, 3]]  # 0 replaced, 1 (already right) kept
+    assert refresh_teachers(replay, combined, batch_size=2) == 0

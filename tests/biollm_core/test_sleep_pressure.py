@@ -114,3 +114,19 @@ def test_state_dict_round_trip() -> None:
     copy = scheduler()
     copy.load_state_dict(s.state_dict())
     assert copy.steps_since_sleep == 3
+
+
+def test_the_fixed_policy_sleeps_on_the_timer_whatever_the_pressure() -> None:
+    fixed = SleepScheduler(min_interval=5, max_interval=20, threshold=0.5, min_steps=10, max_steps=30, fixed=True)
+    for _ in range(19):
+        fixed.tick()
+        assert fixed.decide(1.0) == 0 and not fixed.needs_pressure()  # high pressure never wakes it early
+    fixed.tick()
+    assert fixed.decide(0.0) == 30  # on the timer, always the longest sleep
+    pressure = SleepScheduler(min_interval=5, max_interval=20, threshold=0.5, min_steps=10, max_steps=30)
+    for _ in range(5):
+        pressure.tick()
+    assert pressure.decide(0.25) == 0 and pressure.decide(0.5) == 30  # at the threshold: sleep, fully
+    for _ in range(15):
+        pressure.tick()
+    assert pressure.decide(0.25) == 20  # forced at the maximum; length by pressure: 10 + 0.5 * 20

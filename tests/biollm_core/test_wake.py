@@ -123,3 +123,30 @@ def test_reward_scale_hand_values() -> None:
     assert reward_scale(torch.tensor(0.0), 0.5).item() == pytest.approx(0.5)  # 1 + 0.5 * -1
     assert reward_scale(torch.tensor(1.0), 3.0).item() == 2.0  # clipped above
     assert reward_scale(torch.tensor(0.0), 3.0).item() == 0.25  # clipped below
+
+
+def test_do_no_harm_replays_episodes_in_the_same_step_and_only_the_batch_is_stored() -> None:
+    model, hip, optimizer, replay, batch = parts()
+    step(model, hip, optimizer, replay, batch)  # fills the buffer with B episodes
+    clone = {n: p.detach().clone() for n, p in hip.named_parameters()}
+    alone = Hippocampus(hidden_size=H, num_experts=4, expert_hidden=16, top_k=2, routing="sequence", init_scale=1e-3,
+                        utilization_bonus=0.1, capacity_penalty=0.1, seed=1)
+    alone.load_state_dict(hip.state_dict())
+    other = torch.optim.AdamW(alone.parameters(), lr=1e-2)
+    other.load_state_dict(optimizer.state_dict())
+    twin = ReplayBuffer(capacity=64, seq_len=T, vocab_size=V, top_k_experts=2, teacher_storage="full", teacher_topk=4,
+                        device=torch.device("cpu"), seed=2, with_attention_mask=False)
+    twin.load_state_dict(replay.state_dict())
+    step(model, hip, optimizer, replay, batch, index=4, harm_batch_size=4, harm_weight=1.0)
+    step(model, alone, other, twin, batch, index=4)  # the same step without the replayed episodes
+    moved = [n for n, p in hip.named_parameters() if not torch.equal(p, dict(alone.named_parameters())[n])]
+    assert moved and all(not torch.equal(dict(hip.named_parameters())[n], clone[n]) for n in moved)  # the term changed the update
+    assert len(replay) == 2 * B  # only the stream's batch was added
+
+
+def test_teacher_of_the_step_itself_skips_the_second_decode() -> None:
+    model, hip, optimizer, replay, batch = parts()
+    x = batch.input_ids
+    before = combined(model, hip, x)  # the step's own (pre-update) logits
+    step(model, hip, optimizer, replay, batch, teacher_after_step=False)
+    torch.testing.assert_close(replay.tensors["teacher"][:B].float(), before.half().float())

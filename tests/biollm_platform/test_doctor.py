@@ -44,6 +44,19 @@ def test_a_listening_port_is_reachable() -> None:
     assert cluster["reachable"] is True and cluster["kind"] == "gcs"
 
 
+def test_auto_is_resolved_as_ray_resolves_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+        cluster = doctor.cluster_report("auto")
+    assert cluster["reachable"] is True and cluster["kind"] == "gcs" and cluster["resolved_from"] == "auto"
+    assert cluster["address"] == f"127.0.0.1:{port}"
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{_closed_port()}")
+    assert doctor.cluster_report("auto")["reachable"] is False
+
+
 def test_a_malformed_address_is_an_error_field() -> None:
     cluster = doctor.cluster_report("not-an-address")
     assert cluster["reachable"] is False and "host:port" in cluster["error"]

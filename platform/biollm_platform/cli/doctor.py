@@ -37,6 +37,8 @@ def report_table(report: dict[str, Any]) -> Table:
         table.add_row("ray cluster", cluster["note"])
     elif cluster["reachable"]:
         text = f"{cluster['address']} reachable ({cluster.get('kind')}, {cluster['elapsed_s']} s)"
+        if cluster.get("resolved_from"):
+            text = f"auto -> {text}"
         if cluster.get("ray_version"):
             text += f", Ray {cluster['ray_version']}"
         if cluster.get("resources"):
@@ -53,7 +55,7 @@ def report_table(report: dict[str, Any]) -> Table:
 
 def doctor(
     address: Annotated[str | None, typer.Option(
-        "--address", help="Ray cluster to check: dashboard http://host:8265, or host:port (default: env RAY_ADDRESS).")] = None,
+        "--address", help="Ray cluster to check: dashboard http://host:8265, host:port, or auto (default: env RAY_ADDRESS).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
     require_cuda: Annotated[bool, typer.Option("--require-cuda", help="Exit with code 1 when no CUDA device is available.")] = False,
 ) -> None:

@@ -104,6 +104,7 @@ def aggregate(
     from biollm_platform.results import StatsSettings, aggregate_sweep, print_comparison
 
     sweep_dir = resolve_sweep_dir(sweep, root)
+    _refuse_remote_record(sweep_dir)
     result = aggregate_sweep(
         sweep_dir,
         metrics=metric or None,
@@ -123,6 +124,14 @@ def aggregate(
         typer.echo(json.dumps(summary_document(result, sweep_dir / "comparison"), allow_nan=False))
         return
     print_comparison(result)
+
+
+def _refuse_remote_record(sweep_dir: Path) -> None:
+    """A remote sweep's local record holds no results: say where they are instead of listing failures."""
+    from biollm_platform.sweep.fetch import remote_results_hint
+
+    if hint := remote_results_hint(sweep_dir):
+        raise UserError(hint)
 
 
 from biollm_platform.cli.results_publish import publish  # noqa: E402  (it imports resolve_sweep_dir from here)

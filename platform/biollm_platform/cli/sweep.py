@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +19,16 @@ from rich.console import Console
 from biollm_core.errors import UserError
 from biollm_core.methods.registry import METHOD_NAMES, SEED_MODES
 from biollm_platform.cli.config_cmd import SchemaOut, emit_schema
+from biollm_platform.cli.sweep_records import (
+    DEFAULT_ROOT,
+    RootOption,
+    fetch,
+    find_sweep,
+    list_sweeps,
+    status,
+    stop,
+    trials_json,
+)
 
 Executor = Literal["train_workers", "train_local"]  # == sweep.schema.Resources.executor (a test checks)
 
@@ -26,10 +36,17 @@ app = typer.Typer(
     help="Grids of seeds x methods x any config key on Ray Tune + Ray Train (local Ray or a remote cluster).",
     no_args_is_help=True,
 )
-DEFAULT_ROOT = Path("outputs/sweeps")
 OnlyMethod = enum.Enum("OnlyMethod", {name: name for name in (*METHOD_NAMES, *SEED_MODES)}, type=str)  # --only's choices
-RootOption = Annotated[Path, typer.Option("--root", help="Directory holding sweep directories.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="RAY_ADDRESS",
+        show_envvar=True,
+        help="Ray to use, as Ray's own CLI reads it: none starts a local Ray; `auto` joins the one "
+        "RAY_ADDRESS or this machine names; `host:port` joins that cluster; `http(s)://head:8265` "
+        "submits a Ray Job.",
+    ),
+]
 
 
 def _console(stderr: bool = False) -> Console:
@@ -39,51 +56,13 @@ def _console(stderr: bool = False) -> Console:
     return console
 
 
-def _find_sweep(sweep_id: str, root: Path) -> Path:
-    candidate = Path(sweep_id)
-    for path in (candidate, root / sweep_id):
-        if (path / "manifest.json").is_file():
-            return path.resolve()
-    raise UserError(f"no sweep {sweep_id!r} under {root} (see `biollm sweep list`)")
-
-
-def _trials_json(sweep_dir: Path, manifest) -> dict:  # noqa: ANN001
-    base = manifest.storage or str(sweep_dir)
-    return {
-        "sweep_id": manifest.sweep_id,
-        "dir": str(sweep_dir),
-        "status": manifest.status,
-        "address": manifest.address,
-        "job_id": manifest.job_id,
-        "trials": [
-            {
-                "trial_id": t.trial_id,
-                "method": t.method,
-                "seed": t.seed,
-                "axes": t.axes,
-                "state": t.state,
-                "out_dir": f"{base}/{t.out_dir}",
-                "step": t.step,
-                "error": t.error,
-            }
-            for t in manifest.trials
-        ],
-    }
-
-
 @app.command()
 def submit(
     sweep_file: Annotated[Path, typer.Argument(help="The sweep YAML (see `biollm sweep schema`).")],
     overrides: Annotated[
         list[str] | None, typer.Argument(help="Run-config overrides for every trial (`train.max_steps=200`).")
     ] = None,
-    address: Annotated[
-        str | None,
-        typer.Option(
-            help="Ray to use: none starts a local one; `auto` joins the local one; "
-            "`http://head:8265` submits a Ray Job."
-        ),
-    ] = None,
+    address: AddressOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show every trial's resolved config and stop.")
     ] = False,
@@ -125,6 +104,12 @@ def submit(
         typer.Option(help="Remote: upload this checkout's packages with the job (off: use the image's)."),
     ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show Ray's own logs.")] = False,
+    keep_ray: Annotated[
+        bool,
+        typer.Option(
+            "--keep-ray", help="Local Ray: keep it (and its dashboard) up after the sweep until Ctrl-C."
+        ),
+    ] = False,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print one JSON object at the end (sweep, status, trials) on stdout; progress on stderr."),
@@ -159,26 +144,16 @@ def submit(
             console.print(f"[bold]{trial.trial_id}[/]  overrides: {' '.join(trial.overrides)}")
             console.print(yaml.safe_dump(trial.config, sort_keys=False), markup=False)
         return
+    if keep_ray and (address or no_wait or remote_job):
+        raise UserError(
+            "--keep-ray keeps the local Ray this command starts: not with --address (or RAY_ADDRESS) or --no-wait"
+        )
     if remote.is_remote(address):
-        job_id, local_dir = remote.submit_job(prepared, address, ship_code=ship_code, verbose=verbose)
-        console.print(
-            f"sweep {prepared.sweep_id} submitted as Ray Job {job_id} to {address}; record in {local_dir}"
+        _submit_remote(
+            prepared, address, ship_code=ship_code, verbose=verbose, no_wait=no_wait, console=console, as_json=as_json
         )
-        console.print(
-            f"follow: ray job logs --address {address} --follow {job_id}"
-            f"   |   biollm sweep status {prepared.sweep_id}"
-        )
-        if no_wait:
-            if as_json:
-                print(json.dumps({"sweep_id": prepared.sweep_id, "job_id": job_id, "address": address,
-                                  "status": "SUBMITTED", "dir": str(local_dir)}))
-            return
-        status = remote.wait_for_job(address, job_id, timeout_s=7 * 24 * 3600)
-        console.print(f"job {job_id}: {status}")
-        if as_json:
-            print(json.dumps({"sweep_id": prepared.sweep_id, "job_id": job_id, "address": address,
-                              "status": status, "dir": str(local_dir)}))
-        raise typer.Exit(0 if status == "SUCCEEDED" else 1)
+        return
+    runner.check_storage(prepared)  # before anything starts: one line for a bad --storage
     if no_wait:
         pid, log = _start_background(
             sweep_file, extra, address, only, max_concurrent, storage, executor, prepared.sweep_id, console
@@ -190,23 +165,90 @@ def submit(
     # --json: stdout holds the final object only; what Ray prints meanwhile (worker errors) goes to stderr
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         ensure_bytecode(lambda line: console.print(line, markup=False))  # once per install, before Ray starts
-        manifest, _ = runner.submit_local(
+        manifest, handle = runner.submit_local(
             prepared,
             address=address,
             verbose=verbose,
             console=None if remote_job else console,
-            publish=remote.publish_line if remote_job else None,
+            publish=functools.partial(remote.publish_line, sweep_dir=prepared.sweep_dir) if remote_job else None,
             job_id=os.environ.get("RAY_JOB_SUBMISSION_ID") if remote_job else None,
         )
         print_results(prepared.sweep_dir, prepared.spec, manifest, console)
     console.print(f"sweep {manifest.sweep_id}: {manifest.status}  dir {prepared.sweep_dir}")
     if as_json:
         comparison = prepared.sweep_dir / "comparison" / "summary.json"
-        print(json.dumps(_trials_json(prepared.sweep_dir, manifest) | {
+        print(json.dumps(trials_json(prepared.sweep_dir, manifest) | {
             "counts": manifest.counts(),
             "comparison": str(comparison) if comparison.is_file() else None,
         }))
+    if handle.logs_dir and not remote_job:
+        console.print(f"Ray's logs of this sweep stay in {handle.logs_dir}")
+    if keep_ray and handle.started_here:
+        _keep_ray_up(handle, console)
     raise typer.Exit(0 if manifest.status == "FINISHED" else 1)
+
+
+def _keep_ray_up(handle, console: Console) -> None:  # noqa: ANN001
+    """--keep-ray: wait (dashboard up) until Ctrl-C or SIGTERM, then stop the local Ray."""
+    import signal
+    import threading
+
+    from biollm_platform.sweep.local_ray import shutdown
+
+    done = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: done.set())
+    console.print(
+        f"Ray stays up (--keep-ray): dashboard {handle.dashboard_url or 'off'}, logs {handle.logs_dir}; "
+        "Ctrl-C stops it",
+        markup=False,
+    )
+    while not done.wait(0.5):
+        pass
+    shutdown(handle)
+    console.print("Ray stopped")
+
+
+def _submit_remote(  # noqa: PLR0913
+    prepared,  # noqa: ANN001
+    address: str,
+    *,
+    ship_code: bool,
+    verbose: bool,
+    no_wait: bool,
+    console: Console,
+    as_json: bool,
+) -> None:
+    """Submit as a Ray Job; unless --no-wait, wait for it and record its end (and its error line)."""
+    from biollm_platform.sweep import remote
+    from biollm_platform.sweep.manifest import read_manifest
+
+    job_id, local_dir = remote.submit_job(prepared, address, ship_code=ship_code, verbose=verbose)
+    console.print(f"sweep {prepared.sweep_id} submitted as Ray Job {job_id} to {address}; record in {local_dir}")
+    console.print(f"follow: ray job logs --address {address} --follow {job_id}   |   biollm sweep status {prepared.sweep_id}")
+    final = {"sweep_id": prepared.sweep_id, "job_id": job_id, "address": address, "dir": str(local_dir)}
+    if no_wait:
+        if as_json:
+            print(json.dumps(final | {"status": "SUBMITTED"}))
+        return
+    status = remote.wait_for_job(address, job_id, timeout_s=7 * 24 * 3600)
+    if status == "TIMEOUT":
+        console.print(f"job {job_id}: still running after the wait; `biollm sweep status {prepared.sweep_id}` follows it")
+        if as_json:
+            print(json.dumps(final | {"status": status}))
+        raise typer.Exit(1)
+    _, manifest = remote.refresh(local_dir, read_manifest(local_dir))
+    detail = f": {manifest.job_error}" if manifest.job_error else ""
+    console.print(f"job {job_id}: {status}{detail}", markup=False, soft_wrap=True)
+    if manifest.remote_dir:
+        console.print(
+            f"results on the head in {manifest.remote_dir}; `biollm sweep fetch {prepared.sweep_id}` brings them here",
+            markup=False,
+            soft_wrap=True,
+        )
+    if as_json:
+        print(json.dumps(final | {"status": status, "job_error": manifest.job_error, "remote_dir": manifest.remote_dir}))
+    raise typer.Exit(0 if status == "SUCCEEDED" else 1)
 
 
 def _start_background(
@@ -247,61 +289,11 @@ def _start_background(
     return process.pid, log
 
 
-@app.command("list")
-def list_sweeps(root: RootOption = DEFAULT_ROOT, as_json: JsonOption = False) -> None:
-    """The sweeps under --root with their status and trial counts."""
-    from biollm_platform.sweep.manifest import read_manifest
-
-    sweeps = []
-    for path in sorted(root.glob("*/manifest.json")) if root.is_dir() else []:
-        manifest = read_manifest(path.parent)
-        sweeps.append(
-            _trials_json(path.parent.resolve(), manifest)
-            | {"counts": manifest.counts(), "created_at": manifest.created_at}
-        )
-    if as_json:
-        print(json.dumps(sweeps, indent=2))
-        return
-    console = Console(highlight=False)
-    if not sweeps:
-        console.print(f"no sweeps under {root}")
-    for sweep in sweeps:
-        counts = " ".join(f"{k.lower()} {v}" for k, v in sweep["counts"].items())
-        where = f"job {sweep['job_id']}" if sweep["job_id"] else sweep["dir"]
-        console.print(f"{sweep['sweep_id']}  {sweep['status']:<11} {counts}  {where}")
-
-
-@app.command()
-def status(sweep_id: str, root: RootOption = DEFAULT_ROOT, as_json: JsonOption = False) -> None:
-    """A sweep's trials: state, step, output path (remote sweeps are asked through the job API)."""
-    from biollm_platform.sweep import remote
-    from biollm_platform.sweep.manifest import read_manifest
-    from biollm_platform.sweep.report import summary_table
-
-    sweep_dir = _find_sweep(sweep_id, root)
-    manifest = read_manifest(sweep_dir)
-    if manifest.job_id and remote.is_remote(manifest.address):
-        _, manifest = remote.remote_status(manifest)
-    data = _trials_json(sweep_dir, manifest)
-    if as_json:
-        print(json.dumps(data, indent=2))
-        return
-    console = Console(highlight=False)
-    console.print(
-        f"sweep {manifest.sweep_id}: {manifest.status}  dir {sweep_dir}"
-        + (f"  job {manifest.job_id}" if manifest.job_id else "")
-    )
-    console.print(summary_table(sweep_dir, manifest))
-    for trial in data["trials"]:
-        if trial["error"]:
-            console.print(f"{trial['trial_id']}: {trial['error']}", markup=False)
-
-
 @app.command()
 def resume(
     sweep_id: str,
     root: RootOption = DEFAULT_ROOT,
-    address: Annotated[str | None, typer.Option(help="Ray to use (default: start a local one).")] = None,
+    address: AddressOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show Ray's own logs.")] = False,
 ) -> None:
     """Finish an interrupted sweep: done trials stay, interrupted and errored ones resume from checkpoints."""
@@ -310,7 +302,7 @@ def resume(
     from biollm_platform.sweep.report import print_results
     from biollm_platform.sweep.schema import load_sweep
 
-    sweep_dir = _find_sweep(sweep_id, root)
+    sweep_dir = find_sweep(sweep_id, root)
     console = _console()
     ensure_bytecode(lambda line: console.print(line, markup=False))
     manifest = runner.resume(sweep_dir, address=address, verbose=verbose, console=console)
@@ -319,29 +311,10 @@ def resume(
     raise typer.Exit(0 if manifest.status == "FINISHED" else 1)
 
 
-@app.command()
-def stop(sweep_id: str, root: RootOption = DEFAULT_ROOT) -> None:
-    """Stop a running sweep (its local driver, or its Ray Job); `resume` continues it later."""
-    from biollm_platform.sweep import remote
-    from biollm_platform.sweep.manifest import read_manifest, write_manifest
-
-    sweep_dir = _find_sweep(sweep_id, root)
-    manifest = read_manifest(sweep_dir)
-    if manifest.job_id and remote.is_remote(manifest.address):
-        remote.stop_job(manifest)
-    elif manifest.driver_pid:
-        try:
-            os.kill(manifest.driver_pid, signal.SIGINT)  # Tune stops its trials and saves state on SIGINT
-        except ProcessLookupError:
-            pass
-    else:
-        raise UserError(f"sweep {manifest.sweep_id} has no running driver (status {manifest.status})")
-    manifest = read_manifest(sweep_dir)
-    manifest.status = "STOPPED"
-    write_manifest(sweep_dir, manifest)
-    Console().print(
-        f"sweep {manifest.sweep_id}: stop requested; `biollm sweep resume {manifest.sweep_id}` continues it"
-    )
+app.command("list")(list_sweeps)
+app.command()(status)
+app.command()(stop)
+app.command()(fetch)
 
 
 @app.command()

@@ -42,6 +42,8 @@ class TrialRecord:
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # metric -> [(step, value)]
     task_starts: list[tuple[int, int]] = field(default_factory=list)  # [(first step, task_id)]
     sleep_steps: list[int] = field(default_factory=list)  # steps at which a sleep ran (methods that sleep)
+    pressure: list[tuple[int, float]] = field(default_factory=list)  # sleep pressure per step (methods that sleep)
+    pressure_threshold: float | None = None  # the trial's scheduler.pressure_threshold
 
     @property
     def usable(self) -> bool:
@@ -94,12 +96,15 @@ def load_manifest(sweep_dir: Path) -> dict[str, Any]:
     return manifest
 
 
+PRESSURE = "sleep_pressure"
+
+
 def _read_curves(
     path: Path, curve_metrics: Sequence[str], trial_id: str, problems: list[Problem]
 ) -> tuple[dict[str, list[tuple[int, float]]], list[tuple[int, int]], list[int]]:
     """Per-step series of ``curve_metrics``, the steps where the task changes and the steps where a sleep
     ran (``sleep_count`` grew), from metrics.jsonl."""
-    curves: dict[str, list[tuple[int, float]]] = {name: [] for name in curve_metrics}
+    curves: dict[str, list[tuple[int, float]]] = {name: [] for name in (*curve_metrics, PRESSURE)}
     task_starts: list[tuple[int, int]] = []
     sleeps: list[int] = []
     if not path.is_file():
@@ -128,7 +133,7 @@ def _read_curves(
             if isinstance(count, int) and count > slept:
                 sleeps.append(step)
                 slept = count
-            for name in curve_metrics:
+            for name in curves:
                 value = record.get(name)
                 if isinstance(value, int | float) and math.isfinite(value):
                     curves[name].append((step, float(value)))
@@ -174,6 +179,9 @@ def _read_trial(
         trial.curves, trial.task_starts, trial.sleep_steps = _read_curves(
             out_dir / "metrics.jsonl", curve_metrics, trial_id, problems
         )
+        trial.pressure = trial.curves.pop(PRESSURE, [])
+        threshold = ((entry.get("config") or {}).get("scheduler") or {}).get("pressure_threshold")
+        trial.pressure_threshold = float(threshold) if isinstance(threshold, int | float) else None
     return trial
 
 

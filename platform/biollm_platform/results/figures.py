@@ -5,7 +5,8 @@
 - ``accuracy_matrices.png``: the accuracy matrix of each method (mean over seeds) as a heatmap;
 - ``curve_<metric>.png``: a metric over training steps per method (mean and band), task switches and
   sleep events marked;
-- ``deltas.png``: the paired deltas of each treatment against the control, with their CIs.
+- ``deltas.png``: the paired deltas of each treatment against the control, with their CIs;
+- ``pressure.png``: for the methods that sleep, the sleep pressure over steps, its threshold and the sleeps.
 
 Colours come from the Okabe-Ito palette (safe for colour-blind readers); colour means significance,
 never the sign of a delta alone. Figures are built with matplotlib's object API on the Agg canvas (no
@@ -225,12 +226,45 @@ def plot_deltas(result: ComparisonResult, path: Path) -> Path | None:
     return _save(figure, path)
 
 
+def plot_pressure(result: ComparisonResult, path: Path) -> Path | None:
+    """The scheduler at work: for each arm that sleeps, the sleep pressure over steps (one line per seed),
+    its threshold and the sleeps (ticks in the seed's colour); None when no arm sleeps."""
+    arms = [result.control, *result.treatments]
+    groups = {arm: [t for t in result.sweep.trials if t.usable and t.pressure and t.sleep_steps
+                    and _hashable(t.axes.get(result.axis)) == arm] for arm in arms}
+    groups = {arm: members for arm, members in groups.items() if members}
+    if not groups:
+        return None
+    figure = Figure(figsize=(9.0, 2.8 * len(groups) + 0.6), layout="constrained")
+    panels = figure.subplots(len(groups), 1, squeeze=False, sharex=True)[:, 0]
+    for axes, (arm, members) in zip(panels, groups.items(), strict=True):
+        for i, trial in enumerate(sorted(members, key=lambda t: str(t.axes.get("seed")))):
+            colour = PALETTE[i % len(PALETTE)]
+            steps, values = zip(*trial.pressure, strict=True)
+            axes.plot(steps, values, linewidth=0.9, color=colour, label=f"seed {trial.axes.get('seed')}")
+            axes.plot(trial.sleep_steps, np.full(len(trial.sleep_steps), 1.02 + 0.03 * i), "v", color=colour, markersize=5,
+                      transform=axes.get_xaxis_transform(), clip_on=False)
+        thresholds = {t.pressure_threshold for t in members if t.pressure_threshold is not None}
+        for threshold in thresholds:
+            axes.axhline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
+        for step, _ in members[0].task_starts[1:]:
+            axes.axvline(step, color="grey", linestyle=":", linewidth=1)
+        axes.set_ylabel("sleep pressure (0-1)")
+        axes.set_title(f"{arm}: sleep pressure, threshold (dashed) and sleeps (triangles above)", fontsize=9,
+                       pad=8 + 4 * len(members))
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7, loc="upper right", ncols=2)
+    panels[-1].set_xlabel("training step (dotted: a new task starts)")
+    return _save(figure, path)
+
+
 def write_figures(result: ComparisonResult, output_dir: Path, curve_metrics: Sequence[str]) -> list[Path]:
     from biollm_platform.results.aggregate import file_slug
 
     written = [p for p in (plot_leaderboard(result, output_dir / "leaderboard.png"),
                            plot_accuracy_matrices(result, output_dir / "accuracy_matrices.png"),
-                           plot_deltas(result, output_dir / "deltas.png")) if p is not None]
+                           plot_deltas(result, output_dir / "deltas.png"),
+                           plot_pressure(result, output_dir / "pressure.png")) if p is not None]
     for metric in curve_metrics:
         path = plot_curve(result, metric, output_dir / f"curve_{file_slug(metric)}.png")
         if path is None:

@@ -23,16 +23,17 @@ from rich.console import Console
 from biollm_core.errors import UserError
 from biollm_core.methods.registry import SEED_MODES
 
+from . import ray_internals
 from .expand import METHOD_AXIS, SEED_MODE_AXIS, TrialSpec, expand
-from .local_ray import DRIVER_RESOURCE, RayHandle, connect
-from .manifest import Manifest, TrialRecord, now, read_manifest, write_manifest
+from .extra_sinks import specs_from_env
+from .liveness import Heartbeat, claim_driver, driver_running, release_driver
+from .local_ray import RayHandle, connect
+from .manifest import Manifest, TrialRecord, clear_stop, manifest_guard, now, read_manifest, write_manifest
 from .progress import make_tracker
 from .schedule import longest_first
 from .schema import Resources, SweepSpec, load_sweep, parse_sweep
 from .trial import driver_resources, trial_driver, trial_payload
 
-# Test hooks, read at submit: "<trial_id>:<step>" makes that trial's worker exit (or block) once at the step
-FAULT_ENVS = {"exit": "BIOLLM_SWEEP_FAULT_EXIT_AT", "pause": "BIOLLM_SWEEP_FAULT_PAUSE_AT"}
 SUMMARY = "summary.json"
 
 
@@ -111,11 +112,24 @@ def prepare(
     return PreparedSweep(spec, trials, sweep_id, sweep_dir, trial_root)
 
 
+def check_storage(prepared: PreparedSweep) -> None:
+    """Fail before Ray starts when the sweep directory cannot be created where `storage` says."""
+    if is_uri(prepared.trial_root):
+        return
+    storage = prepared.sweep_dir.parent
+    if prepared.sweep_dir.exists():
+        raise UserError(f"{prepared.sweep_dir} already exists")
+    existing = next(p for p in (storage, *storage.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"storage {storage}: {existing} is a file, not a directory (--storage or the file's `storage`)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"storage {storage}: {existing} is not writable (--storage or the file's `storage`)")
+
+
 def create_sweep_dir(prepared: PreparedSweep, address: str | None) -> Manifest:
     """Write sweep.yaml and a manifest of PENDING trials (only after every check passed)."""
     sweep_dir = prepared.sweep_dir
-    if sweep_dir.exists():
-        raise UserError(f"{sweep_dir} already exists")
+    check_storage(prepared)
     sweep_dir.mkdir(parents=True)
     (sweep_dir / "sweep.yaml").write_text(
         yaml.safe_dump(prepared.spec.model_dump(mode="json"), sort_keys=False)
@@ -132,6 +146,7 @@ def create_sweep_dir(prepared: PreparedSweep, address: str | None) -> Manifest:
             for t in prepared.trials
         ],
     )
+    claim_driver(manifest)  # from now on a dead driver shows as INTERRUPTED, not CREATED forever
     write_manifest(sweep_dir, manifest)
     (sweep_dir / "trials.yaml").write_text(
         yaml.safe_dump([t.to_dict() for t in prepared.trials], sort_keys=False)
@@ -142,16 +157,10 @@ def create_sweep_dir(prepared: PreparedSweep, address: str | None) -> Manifest:
 def check_feasible(spec: SweepSpec) -> None:
     """Fail fast when no node (alive, or one the autoscaler may launch) can host a worker or a driver."""
     import ray
-    from ray._private.state import state
 
     need = {"CPU": spec.resources.cpus_per_worker, "GPU": spec.resources.gpus_per_worker}
     shapes = [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
-    try:
-        config = state.get_cluster_config()
-    except Exception:  # noqa: BLE001 - no autoscaler state on plain local clusters
-        config = None
-    if config is not None:
-        shapes += [dict(group.resources) for group in config.node_group_configs if group.max_count != 0]
+    shapes += ray_internals.autoscaler_node_shapes()
     totals = ray.cluster_resources()
     if not any(all(shape.get(k, 0) >= v for k, v in need.items() if v) for shape in shapes):
         have = ", ".join(f"{k} {totals.get(k, 0):g}" for k in need)
@@ -161,10 +170,6 @@ def check_feasible(spec: SweepSpec) -> None:
             f"cluster has that (cluster total: {have}); lower resources.cpus_per_worker / "
             "resources.gpus_per_worker "
             "or submit to a cluster with such nodes"
-        )
-    if totals.get(DRIVER_RESOURCE, 0) < 1:
-        raise UserError(
-            f"the cluster declares no `{DRIVER_RESOURCE}` resource for trial drivers; see cluster.yaml"
         )
 
 
@@ -184,20 +189,11 @@ def concurrency(spec: SweepSpec, pending: int) -> int:
     return max(1, min(fit, pending))
 
 
-def _faults_from_env() -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for kind, variable in FAULT_ENVS.items():
-        if value := os.environ.get(variable):
-            trial_id, _, step = value.rpartition(":")
-            out.setdefault(trial_id, {})[kind] = int(step)
-    return out
-
-
 def reconcile(sweep_dir: Path, manifest: Manifest) -> Manifest:
     """Trials whose summary.json exists are TERMINATED, whatever the last driver managed to record."""
     for record in manifest.trials:
         if record.state != "TERMINATED" and (sweep_dir / record.out_dir / SUMMARY).is_file():
-            record.state, record.error = "TERMINATED", None
+            record.state, record.error, record.failure = "TERMINATED", None, None
             record.ended_at = record.ended_at or now()
         elif record.state == "RUNNING":
             record.state = "PENDING"
@@ -225,7 +221,7 @@ def run_trials(
         return manifest
     check_feasible(spec)
     uri = is_uri(trial_root)
-    faults = _faults_from_env()
+    extra_sinks = specs_from_env()
     payloads = [
         trial_payload(
             spec,
@@ -234,20 +230,21 @@ def run_trials(
             trial_dir=f"{trial_root}/{trial_id}",
             trial_uri=f"{trial_root}/{trial_id}" if uri else None,
             ray_storage=f"{trial_root}/_ray",
-            faults=faults.get(trial_id),
+            extra_sinks=extra_sinks,
         )
         for trial_id in todo
     ]
     for trial_id in todo:
-        manifest.trial(trial_id).error = None
-    manifest.status, manifest.driver_pid = "RUNNING", os.getpid()
+        manifest.trial(trial_id).error = manifest.trial(trial_id).failure = None
+    manifest.status = "RUNNING"
+    claim_driver(manifest)
     write_manifest(sweep_dir, manifest)
 
     def name_of(trial: Any) -> str:
         return trial.config["trial"]["trial"]["trial_id"]
 
     tuner = tune.Tuner(
-        tune.with_resources(trial_driver, {**driver_resources(spec), DRIVER_RESOURCE: 1}),
+        tune.with_resources(trial_driver, driver_resources(spec)),
         param_space={"trial": tune.grid_search(payloads)},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=concurrency(spec, len(todo)),
@@ -268,16 +265,23 @@ def run_trials(
             callbacks=[tracker := make_tracker(sweep_dir, manifest, console, publish)],
         ),
     )
-    with tracker:
+    with tracker, Heartbeat(lambda: _beat(sweep_dir, manifest)):
         tuner.fit()
-    reconcile(sweep_dir, manifest)
-    states = {r.state for r in manifest.trials}
-    manifest.status = (
-        "FINISHED" if states == {"TERMINATED"} else "FAILED" if "ERROR" in states else "INTERRUPTED"
-    )
-    manifest.driver_pid = None
-    write_manifest(sweep_dir, manifest)
+    with manifest_guard:
+        reconcile(sweep_dir, manifest)
+        states = {r.state for r in manifest.trials}
+        manifest.status = (
+            "FINISHED" if states == {"TERMINATED"} else "FAILED" if "ERROR" in states else "INTERRUPTED"
+        )  # INTERRUPTED becomes STOPPED when `sweep stop` asked for it (write_manifest keeps the request)
+        release_driver(manifest)
+        write_manifest(sweep_dir, manifest)
     return manifest
+
+
+def _beat(sweep_dir: Path, manifest: Manifest) -> None:
+    with manifest_guard:
+        manifest.heartbeat_at = now()
+        write_manifest(sweep_dir, manifest)
 
 
 def submit_local(
@@ -290,15 +294,20 @@ def submit_local(
     job_id: str | None = None,
 ) -> tuple[Manifest, RayHandle]:
     """Connect (or start) Ray, create the sweep directory and run every trial."""
+    check_storage(prepared)  # before Ray starts: a bad --storage costs nothing
     handle = connect(address, verbose=verbose)
     check_feasible(prepared.spec)
     manifest = create_sweep_dir(prepared, handle.address)
+    manifest.ray_logs = handle.logs_dir
     if job_id:
         manifest.job_id = job_id
     if console:
         console.print(f"sweep [bold]{prepared.sweep_id}[/]  dir {prepared.sweep_dir}")
         if handle.dashboard_url:
             console.print(f"Ray dashboard: {handle.dashboard_url}")
+        if handle.logs_dir:
+            kept = " (kept after the sweep)" if handle.started_here else ""
+            console.print(f"Ray logs: {handle.logs_dir}{kept}")
     return run_trials(
         prepared.sweep_dir, prepared.spec, manifest, prepared.trial_root, console=console, publish=publish
     ), handle
@@ -308,13 +317,23 @@ def resume(
     sweep_dir: Path, *, address: str | None, verbose: bool = False, console: Console | None = None
 ) -> Manifest:
     """Finish an interrupted sweep: done trials stay, others continue from their checkpoints."""
-    manifest = reconcile(sweep_dir, read_manifest(sweep_dir))
+    manifest = read_manifest(sweep_dir)
     if manifest.job_id:
         raise UserError(f"{manifest.sweep_id} ran as Ray Job {manifest.job_id}; resume it on its cluster")
+    if driver_running(manifest):
+        raise UserError(
+            f"sweep {manifest.sweep_id} is still running (driver pid {manifest.driver_pid} on "
+            f"{manifest.driver_host}); `biollm sweep stop {manifest.sweep_id}` first"
+        )
+    clear_stop(sweep_dir, manifest)
+    manifest = reconcile(sweep_dir, manifest)
     spec = parse_sweep((sweep_dir / "sweep.yaml").read_text(), str(sweep_dir / "sweep.yaml"))
     for record in manifest.trials:
         if record.state == "ERROR":
             record.state = "PENDING"  # errored trials rerun (from their checkpoints when they have some)
-    connect(address, verbose=verbose)
+    handle = connect(address, verbose=verbose)
+    manifest.ray_logs = handle.logs_dir
+    if console and handle.logs_dir:
+        console.print(f"Ray logs: {handle.logs_dir}")
     trial_root = manifest.storage or str(sweep_dir)
     return run_trials(sweep_dir, spec, manifest, trial_root, console=console)

@@ -21,9 +21,11 @@ from typing import Any
 
 from .expand import TrialSpec
 from .proc_time import process_started_at
+from .ray_internals import engine_trainer_class
 from .schema import SweepSpec
 
 CONTROLLER_FAILURE_LIMIT = 2  # Train's default is unlimited: a worker group that never starts retried forever
+DRIVER_MEMORY_BYTES = 1 << 20  # the train_workers driver's reservation of Ray's logical `memory` (see below)
 
 
 def trial_payload(
@@ -34,7 +36,7 @@ def trial_payload(
     trial_dir: str,
     ray_storage: str,
     trial_uri: str | None = None,
-    faults: dict[str, int | None] | None = None,
+    extra_sinks: list[str] | None = None,
 ) -> dict[str, Any]:
     """Everything a trial driver and its workers need, as JSON-safe data (Tune's param space)."""
     return {
@@ -49,7 +51,8 @@ def trial_payload(
         "gpus_per_worker": spec.resources.gpus_per_worker,
         "retries": spec.retries,
         "keep_checkpoints": int(trial.config.get("logging", {}).get("checkpoint_keep_last", 2)),
-        "faults": faults or {},
+        "extra_sinks": list(extra_sinks or []),  # extra_sinks.py: `module:factory` specs
+        "driver_run": None,  # set by the driver: one id per Tune attempt
     }
 
 
@@ -61,7 +64,12 @@ def trial_driver(config: dict[str, Any]) -> None:
 
     from .worker import train_loop
 
-    payload = {**config["trial"], "driver_started_at": time.time(), "driver_process_started_at": process_started_at()}
+    payload = {
+        **config["trial"],
+        "driver_run": uuid.uuid4().hex,  # the worker counts its starts (Train restarts) per driver run
+        "driver_started_at": time.time(),
+        "driver_process_started_at": process_started_at(),
+    }
     trial_id = payload["trial"]["trial_id"]
     gpus = float(payload["gpus_per_worker"])
     resources = {"CPU": float(payload["cpus_per_worker"])} | ({"GPU": gpus} if gpus else {})
@@ -82,7 +90,7 @@ def trial_driver(config: dict[str, Any]) -> None:
     if workers == 1:
         # One worker needs no torch.distributed process group; TorchTrainer always sets one up (gloo or
         # nccl), so a single-worker trial runs on the data-parallel trainer with Train's no-op backend.
-        trainer = trainer_class()(
+        trainer = engine_trainer_class()(
             train_loop,
             train_loop_config=payload,
             backend_config=BackendConfig(),
@@ -92,7 +100,7 @@ def trial_driver(config: dict[str, Any]) -> None:
     else:  # gloo on CPU, nccl on GPU: TorchTrainer's choice from use_gpu
         from ray.train.torch import TorchConfig  # imports torch: only where a process group is wanted
 
-        trainer = trainer_class(torch_backend=True)(
+        trainer = engine_trainer_class(torch_backend=True)(
             train_loop,
             train_loop_config=payload,
             torch_config=TorchConfig(timeout_s=600),
@@ -102,37 +110,17 @@ def trial_driver(config: dict[str, Any]) -> None:
     trainer.fit()
 
 
-def trainer_class(*, torch_backend: bool = False) -> type:
-    """Ray Train's ``DataParallelTrainer`` (or ``TorchTrainer``), minus the dataset actor when unused.
-
-    Train V2 starts a ``DatasetManager`` actor for every run, datasets or not: one more Python process
-    per trial that imports Ray Data, for an engine that reads no Ray Dataset. Without datasets its
-    callback is dropped; workers then get no dataset shard provider, which Train allows (an optional
-    argument of the worker's train context). Everything else (backend, placement-group cleaner, user
-    callbacks) is Train's own default.
-    """
-    from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
-
-    if torch_backend:
-        from ray.train.torch import TorchTrainer as base
-    else:
-        from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer as base
-
-    class EngineTrainer(base):  # type: ignore[misc,valid-type]
-        def _create_default_callbacks(self) -> list[Any]:
-            callbacks = super()._create_default_callbacks()
-            if self.datasets:
-                return callbacks
-            return [c for c in callbacks if not isinstance(c, DatasetsCallback)]
-
-    EngineTrainer.__name__ = EngineTrainer.__qualname__ = f"Engine{base.__name__}"
-    return EngineTrainer
-
-
 def driver_resources(spec: SweepSpec) -> dict[str, float]:
-    """What a trial's driver reserves (besides a driver slot): nothing, or a worker's share in local mode."""
+    """What a trial's driver reserves: for train_local the worker's share; else a sliver of `memory`.
+
+    A train_workers driver only starts a Train run and waits, so it must hold no CPU or GPU a worker
+    needs (on 2 cores a driver reserving a CPU beside a 1-CPU worker left worker groups waiting for
+    resources that never came). Ray refuses an all-zero request, so the driver asks for a little of
+    `memory`, a resource every Ray node declares (stock `ray start`, KubeRay) and no Train worker here
+    asks for: it never competes with workers, on any cluster, with no custom resource to set up.
+    """
     if spec.resources.executor != "train_local":
-        return {"cpu": 0}
+        return {"cpu": 0, "memory": DRIVER_MEMORY_BYTES}
     return {"cpu": spec.resources.cpus_per_worker} | (
         {"gpu": spec.resources.gpus_per_worker} if spec.resources.gpus_per_worker else {}
     )

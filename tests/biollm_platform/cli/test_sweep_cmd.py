@@ -131,3 +131,64 @@ def test_dry_run_json_is_one_object(tmp_path: Path, capsys, monkeypatch) -> None
     document = json.loads(out)
     assert code == 0 and [t["trial_id"] for t in document["trials"]] == ["cls-seed7", "nosleep-seed7"]
     assert document["trials"][0]["config"]["method"] == {"name": "cls"} and not (tmp_path / "outputs").exists()
+
+
+def _sweep_record(root: Path, sweep_id: str, **fields: object) -> Path:
+    from biollm_platform.sweep.manifest import Manifest, TrialRecord, write_manifest
+
+    trial = TrialRecord(trial_id="sleep-seed7", mode="sleep", seed=7, axes={"seed": 7, "mode": "sleep"}, out_dir="sleep-seed7")
+    directory = root / sweep_id
+    directory.mkdir(parents=True)
+    write_manifest(directory, Manifest(sweep_id=sweep_id, name="t", trials=[trial], **fields))
+    (directory / "sweep.yaml").write_text(GOOD)
+    return directory
+
+
+def test_corrupt_manifest_is_one_line_and_list_goes_on(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    _sweep_record(tmp_path, "good-1", status="FINISHED")
+    bad = _sweep_record(tmp_path, "bad-1")
+    (bad / "manifest.json").write_text('{"sweep_id": "bad-1", "trials": [')  # a write cut short
+    before = sorted(p.name for p in bad.iterdir())
+    for command in (["status", "bad-1"], ["resume", "bad-1"]):
+        code, _, err = _run([*command, "--root", str(tmp_path)], capsys, monkeypatch)
+        assert code == 2 and err.startswith(f"error: {bad / 'manifest.json'}: corrupt manifest: not valid JSON")
+        assert len(err.strip().splitlines()) == 1
+    code, out, err = _run(["list", "--root", str(tmp_path)], capsys, monkeypatch)
+    assert code == 0 and err == ""
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("bad-1  CORRUPT") and "corrupt manifest" in lines[0]
+    assert lines[1].startswith("good-1  FINISHED")
+    assert sorted(p.name for p in bad.iterdir()) == before  # nothing written to the bad one
+
+
+def test_storage_that_is_a_file_fails_before_ray(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.chdir(tmp_path)
+    sweep_file = tmp_path / "good.yaml"
+    sweep_file.write_text(GOOD)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    import sys
+
+    already = "ray" in sys.modules
+    code, _, err = _run(["submit", str(sweep_file), "--storage", str(a_file / "sub")], capsys, monkeypatch)
+    assert code == 2 and err.strip() == (
+        f"error: storage {a_file / 'sub'}: {a_file} is a file, not a directory (--storage or the file's `storage`)"
+    )
+    assert already or "ray" not in sys.modules  # refused before Ray was even imported
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_dead_driver_shows_interrupted_with_the_resume_command(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    _sweep_record(tmp_path, "dead-1", status="RUNNING", driver_pid=gone.pid, driver_host=socket.gethostname())
+    code, out, _ = _run(["status", "dead-1", "--root", str(tmp_path), "--json"], capsys, monkeypatch)
+    data = json.loads(out)
+    assert code == 0 and data["status"] == "INTERRUPTED"
+    assert data["note"] == f"its driver (pid {gone.pid}) is no longer running; `biollm sweep resume dead-1` continues it"
+    code, out, _ = _run(["list", "--root", str(tmp_path)], capsys, monkeypatch)
+    assert "dead-1  INTERRUPTED" in out and "biollm sweep resume dead-1" in out

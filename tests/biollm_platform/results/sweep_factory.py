@@ -74,6 +74,7 @@ def metrics_records(method: str, seed: int) -> list[dict[str, Any]]:
         }
         if method == "cls":
             record["sleep_count"] = step // 25
+            record["sleep_pressure"] = (step % 25) / 25
         if step % EVAL_INTERVAL == 0:
             seen = task_id + 1
             accuracy = 1.0 if method != "nosleep" else (1.0 + (seen - 1) * 0.05) / seen
@@ -104,7 +105,7 @@ def manifest_entry(method: str, seed: int, state: str = "TERMINATED", **axes: An
         "started_at": "2025-01-01T00:00:00Z",
         "ended_at": "2025-01-01T00:01:00Z",
         "error": None,
-        "config": {"method": {"name": method}, "seed": seed},
+        "config": {"method": {"name": method}, "seed": seed, "scheduler": {"pressure_threshold": 0.5}},
     }
 
 

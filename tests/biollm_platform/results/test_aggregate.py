@@ -133,7 +133,7 @@ def test_writes_csv_report_and_plots(toy_sweep: Path, factory: ModuleType) -> No
     assert "## Leaderboard" in report and "## What each metric means" in report and "![leaderboard](leaderboard.png)" in report
     plots = sorted(path.name for path in out.glob("*.png"))
     assert plots == ["accuracy_matrices.png", "curve_base_seen_acc.png", "curve_old_task_loss.png", "curve_seen_acc.png",
-                     "deltas.png", "leaderboard.png"]
+                     "deltas.png", "leaderboard.png", "pressure.png"]
     for name in plots:
         image = matplotlib.image.imread(out / name)
         assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 500, name
@@ -142,6 +142,8 @@ def test_writes_csv_report_and_plots(toy_sweep: Path, factory: ModuleType) -> No
     assert result.output_dir == out
     sleeps = next(t for t in result.sweep.trials if t.trial_id == "cls-seed7").sleep_steps
     assert sleeps[:3] == [25, 50, 75]  # sleep events read from metrics.jsonl (marked on the curves)
+    cls7 = next(t for t in result.sweep.trials if t.trial_id == "cls-seed7")
+    assert cls7.pressure[:2] == [(1, 0.04), (2, 0.08)] and cls7.pressure_threshold == 0.5
 
 
 def test_missing_trial_is_reported_as_unpaired(tmp_path: Path, factory: ModuleType) -> None:

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from biollm_platform.sweep.local_ray import DRIVER_RESOURCE, DRIVER_SLOTS, apply_env_defaults
+from biollm_platform.sweep.extra_sinks import SINKS_ENV
+
+from .fault_sink import fault_spec
 
 # Test-sized toy stream: 2 tasks x 10 wake steps, a 3-step sleep after each, checkpoints every 10 steps.
 TINY_OVERRIDES = [
@@ -62,19 +64,13 @@ def figures(trial_dir: Path) -> dict[str, object]:
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[str]:
-    """A real local Ray (2 CPUs, trial-driver slots) shared by the session; yields its GCS address."""
-    apply_env_defaults()
-    import ray
+    """A real local Ray (2 CPUs, no custom resource) shared by the session, started as a sweep starts its
+    own (loopback only), without the dashboard; yields its GCS address."""
+    from biollm_platform.sweep.local_ray import connect, shutdown
 
-    info = ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        resources={DRIVER_RESOURCE: DRIVER_SLOTS},
-        log_to_driver=False,
-        logging_level="ERROR",
-    )
-    yield info.address_info["gcs_address"]
-    ray.shutdown()
+    handle = connect(None, num_cpus=2, include_dashboard=False)
+    yield handle.address
+    shutdown(handle)
 
 
 @pytest.fixture(scope="session")
@@ -89,17 +85,16 @@ def reference_run(ray_cluster: str, repo_root: Path, tmp_path_factory: pytest.Te
     from typer.testing import CliRunner
 
     from biollm_platform.cli.sweep import app
-    from biollm_platform.sweep.runner import FAULT_ENVS
 
     directory = tmp_path_factory.mktemp("reference")
-    os.environ[FAULT_ENVS["exit"]] = "cls-seed7:7"  # read at submit
+    os.environ[SINKS_ENV] = fault_spec("cls-seed7", "exit", 7)  # read at submit
     try:
         sweep_file = tiny_sweep_file(
             repo_root, directory, ("logging.use_tensorboard=true", "logging.use_csv=true"), retries=1
         )
         result = CliRunner().invoke(app, ["submit", str(sweep_file), "--address", ray_cluster, "--json"])
     finally:
-        os.environ.pop(FAULT_ENVS["exit"])
+        os.environ.pop(SINKS_ENV)
     assert result.exit_code == 0, result.output
     (sweep_dir,) = (directory / "sweeps").iterdir()
     (directory / "submit-stdout.txt").write_text(result.stdout)  # --json: test_trial_sinks reads it back

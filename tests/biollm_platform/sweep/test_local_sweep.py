@@ -29,7 +29,8 @@ def test_every_trial_terminates_with_its_artifacts(reference_run: Path) -> None:
         lines = (trial_dir / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["step"] for line in lines][-1] == 20
         assert any((trial_dir / "checkpoints").glob("step-*/state.pt"))
-        assert trial.config["method"]["name"] == trial.method and trial.attempts == 1
+        assert trial.config["method"]["name"] == trial.method
+        assert trial.attempts == (2 if trial.method == "cls" else 1)  # reference_run restarts cls's worker once
     assert (reference_run / "sweep.yaml").is_file()
     assert (reference_run / "comparison").is_dir()  # the paired comparison was written at the end
     assert json.loads((reference_run / "cls-seed7" / "summary.json").read_text())["sleep_count"] == 2
