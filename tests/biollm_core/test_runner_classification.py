@@ -95,3 +95,12 @@ def test_real_mnist_digits_end_to_end(tmp_path: Path, mnist_cache: Path, monkeyp
     assert summary["steps"] == 2 * 25  # 800 training digits per task, batch 32, one epoch
     (first, _), (forgotten, second) = summary["accuracy_matrix"]
     assert first >= 0.97 and second >= 0.85 and forgotten <= 0.05
+
+
+def test_permuted_stream_runs_every_task_over_every_class(tmp_path: Path, npz_path: str) -> None:
+    overrides = [o for o in tiny("er", npz_path) if o != "benchmark=split_classification"]
+    summary = run_experiment(load_config([*overrides, "benchmark=permuted_classification", "benchmark.num_tasks=2",
+                                          "benchmark.scenario=class"]), tmp_path)
+    assert len(summary["accuracy_matrix"]) == 2 and summary["steps"] == 2 * 9  # 72 training examples, batch 8
+    model = json.loads((tmp_path / "validated_config.json").read_text())["model"]
+    assert model["vocab_size"] == 12  # class-incremental: 2 permutations x 6 classes on one head
