@@ -2,6 +2,11 @@
 
 Storage is preallocated on the model's device. Which slots an incoming batch overwrites is decided on the
 host from a seeded CPU generator, so writing never waits on the device.
+
+Inputs: token ids are kept as int32 (C, T); float feature vectors (the classification benchmarks) as
+(C, D) in their own dtype. The input storage starts in the token form and takes the form of the first
+batch offered when that differs (one buffer holds one form). ``seq_len`` is the label length L of
+every episode: T for tokens, the output heads for a classifier.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ import torch
 
 @dataclass
 class ReplaySample:
-    input_ids: torch.Tensor  # (B, T)
-    labels: torch.Tensor  # (B, T)
+    input_ids: torch.Tensor  # (B, T) long token ids, or (B, D) float features
+    labels: torch.Tensor  # (B, L)
     attention_mask: torch.Tensor | None  # (B, T) bool
     teacher: torch.Tensor | None  # (B, T, V) or (B, T, K) logits; None when the buffer keeps no teachers
     teacher_indices: torch.Tensor | None  # (B, T, K) vocabulary ids of a top-k teacher
@@ -59,7 +64,7 @@ class ReplayBuffer:
         width = vocab_size if teacher_storage == "full" else self.teacher_topk
         index_dtype = torch.int16 if vocab_size <= 32767 else torch.int32
         self.tensors: dict[str, torch.Tensor] = {
-            "input_ids": torch.zeros(C, T, dtype=torch.int32, device=device),
+            "input_ids": torch.zeros(C, T, dtype=torch.int32, device=device),  # replaced by (C, D) for features
             "labels": torch.full((C, T), -100, dtype=torch.int32, device=device),
             "task_ids": torch.zeros(C, dtype=torch.int32, device=device),
             "steps": torch.full((C,), -1, dtype=torch.int64, device=device),
@@ -97,6 +102,7 @@ class ReplayBuffer:
         """Offer every sequence of a batch as an episode; the teacher is the (B, T, V) combined logits
         (None, and no experts, for a buffer that keeps neither: ``teacher_storage="none"``, no experts)."""
         B = input_ids.shape[0]
+        self._fit_inputs(input_ids)
         pairs = reservoir_slots(self.n_seen, B, self.capacity, self.generator)
         self.n_seen += B
         if not pairs:
@@ -111,7 +117,7 @@ class ReplayBuffer:
         else:
             rows, slots = torch.tensor(row_list, device=device), torch.tensor(slot_list, device=device)
         t = self.tensors
-        t["input_ids"][slots] = input_ids[rows].to(torch.int32)
+        t["input_ids"][slots] = input_ids[rows].to(t["input_ids"].dtype)
         t["labels"][slots] = labels[rows].to(torch.int32)
         t["task_ids"][slots] = task_id
         t["steps"][slots] = step
@@ -140,6 +146,17 @@ class ReplayBuffer:
             return self.tensors["teacher_indices"][index][..., 0].long()
         return self.tensors["teacher"][index].float().argmax(-1)
 
+    def _fit_inputs(self, input_ids: torch.Tensor) -> None:
+        """Make the input storage hold ``input_ids``' form: int32 for token ids, the batch's dtype for features."""
+        store = self.tensors["input_ids"]
+        dtype = input_ids.dtype if input_ids.is_floating_point() else torch.int32
+        if store.dtype == dtype and store.shape[1:] == input_ids.shape[1:]:
+            return
+        if self.n_seen:
+            raise ValueError(f"the replay buffer holds inputs of shape {tuple(store.shape[1:])} ({store.dtype}); "
+                             f"got {tuple(input_ids.shape[1:])} ({input_ids.dtype})")
+        self.tensors["input_ids"] = torch.zeros((self.capacity, *input_ids.shape[1:]), dtype=dtype, device=store.device)
+
     def sample(self, batch_size: int) -> ReplaySample:
         """A shuffled batch drawn uniformly without replacement (with replacement if the buffer is smaller)."""
         size = len(self)
@@ -151,8 +168,9 @@ class ReplayBuffer:
 
     def gather(self, index: torch.Tensor) -> ReplaySample:
         t = self.tensors
+        inputs = t["input_ids"][index]
         return ReplaySample(
-            input_ids=t["input_ids"][index].long(),
+            input_ids=inputs if inputs.is_floating_point() else inputs.long(),
             labels=t["labels"][index].long(),
             attention_mask=t["attention_mask"][index] if "attention_mask" in t else None,
             teacher=t["teacher"][index] if "teacher" in t else None,
@@ -175,5 +193,9 @@ class ReplayBuffer:
     def load_state_dict(self, state: dict) -> None:
         self.n_seen = int(state["n_seen"])
         self.generator.set_state(state["generator"])
-        for k, v in self.tensors.items():
-            v.copy_(state[f"t.{k}"])
+        for k, v in list(self.tensors.items()):
+            saved = state[f"t.{k}"]
+            if k == "input_ids" and (saved.shape != v.shape or saved.dtype != v.dtype):  # feature inputs
+                self.tensors[k] = saved.to(v.device, copy=True)
+            else:
+                v.copy_(saved)

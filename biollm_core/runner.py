@@ -75,8 +75,9 @@ def run_experiment(
     device = pick_device(config.device)
     precision = builders.build_precision(config, device)
     bench = builders.build_benchmark(config)
+    config = builders.fit_to_benchmark(config, bench)  # the MLP's sizes from a feature benchmark
     heldouts = [bench.heldout(task).to(device) for task in range(bench.num_tasks)]
-    context = MethodContext(bench, device, precision, heldouts[0].input_ids.shape[1], heldouts[0].attention_mask is not None)
+    context = MethodContext(bench, device, precision, heldouts[0].labels.shape[1], heldouts[0].attention_mask is not None)
     method = build_method(config, context)
     t, checkpoints = config.train, out_dir / "checkpoints"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +112,7 @@ def run_experiment(
             batch = bench.train_batch(index, t.batch_size).to(device)
             evaluation.begin_step(batch.task_id, first_of_segment=index == 0 or index - 1 in segment_ends)
             output = method.observe(batch, index)
-            state.step, state.tokens = state.step + 1, state.tokens + batch.input_ids.numel()
+            state.step, state.tokens = state.step + 1, state.tokens + batch.num_tokens()
             segment_end = index in segment_ends
             info = StepInfo(state.step, batch.task_id, segment_end, evaluation.forgetting_index, evaluation.evaluated_at)
             record = {"task_id": batch.task_id, "task_loss": output.task_loss, "train_acc": output.accuracy, **method.end_of_step(info)}
@@ -120,7 +121,7 @@ def run_experiment(
                 record.update(evaluation.record(state.step, tasks, evaluate(tasks), segment_end=segment_end,
                                                 anytime=state.step % t.eval_interval == 0))
             record.update(evaluation.losses())
-            step_log.add(state.step, _with_device_memory(record, device), batch.input_ids.numel())
+            step_log.add(state.step, _with_device_memory(record, device), batch.num_tokens())
             if "seen_acc" in record:
                 emit()
             if state.step % config.logging.checkpoint_interval == 0 and state.step < bench.total_steps:
