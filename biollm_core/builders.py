@@ -7,13 +7,13 @@ from collections.abc import Iterable
 import torch
 
 from biollm_core.benchmarks.toy import ToyBenchmark
-from biollm_core.config.schema import RunConfig
+from biollm_core.config.schema import CLASSIFICATION_BENCHMARKS, RunConfig
 from biollm_core.device import Precision, configure_precision, maybe_compile
 from biollm_core.distributed import SINGLE, Distributed
 from biollm_core.errors import UserError
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.models.tiny_transformer import TinyTransformer
-from biollm_core.protocols import ContinualBenchmark, Neocortex
+from biollm_core.protocols import ContinualBenchmark, FeatureBenchmark, Neocortex
 from biollm_core.replay_buffer import ReplayBuffer
 from biollm_core.sleep import SleepSettings
 from biollm_core.sleep_pressure import SleepScheduler
@@ -27,6 +27,8 @@ def build_benchmark(cfg: RunConfig) -> ContinualBenchmark:
             vocab_size=cfg.model.vocab_size, seq_len=b.seq_len, num_tasks=b.num_tasks, switch_every=b.switch_every,
             schedule=b.schedule, heldout_size=b.heldout_size, task_cue=b.task_cue, seed=cfg.seed, total_steps=total,
         )
+    if b.name in CLASSIFICATION_BENCHMARKS:
+        return build_classification_benchmark(cfg)
     from biollm_core.benchmarks.instruction import build_instruction_benchmark  # transformers is heavy: lazy
     from biollm_core.models.hf_causal_lm import load_tokenizer
 
@@ -46,6 +48,35 @@ def build_benchmark(cfg: RunConfig) -> ContinualBenchmark:
         steps_per_task=b.steps_per_task, seq_len=b.seq_len, vocab_size=m.vocab_size, seed=cfg.seed,
         total_steps=cfg.train.max_steps,
     )
+
+
+def build_classification_benchmark(cfg: RunConfig) -> FeatureBenchmark:
+    from biollm_core.benchmarks import classification
+    from biollm_core.benchmarks.classification_data import load_source
+
+    b = cfg.benchmark
+    shared = dict(scenario=b.scenario, epochs_per_task=b.epochs_per_task, heldout_fraction=b.heldout_fraction,
+                  heldout_seed=b.heldout_seed, batch_size=cfg.train.batch_size, seed=cfg.seed, total_steps=cfg.train.max_steps)
+    data = load_source(b.source, b.path)
+    if b.name == "split_classification":
+        return classification.build_split_classification(data=data, classes_per_task=b.classes_per_task, num_tasks=b.num_tasks,
+                                                         class_order=b.class_order, **shared)
+    return classification.build_permuted_classification(data=data, num_tasks=b.num_tasks, **shared)
+
+
+def fit_to_benchmark(cfg: RunConfig, bench: ContinualBenchmark) -> RunConfig:
+    """The config with the MLP's input width, heads and classes per head taken from a feature benchmark
+    where they are null (a value that is set must agree). Other configs are returned unchanged."""
+    m = cfg.model
+    if m.provider != "mlp":
+        return cfg
+    sizes = {"mlp_input_dim": bench.input_dim, "mlp_output_heads": bench.num_heads, "vocab_size": bench.num_classes}
+    for key, value in sizes.items():
+        given = getattr(m, key)
+        if given is not None and given != value:
+            raise UserError(f"model.{key}={given}, but benchmark {cfg.benchmark.name} ({cfg.benchmark.scenario}-incremental) "
+                            f"needs {value}: leave it null to take the benchmark's")
+    return cfg.model_copy(update={"model": m.model_copy(update=sizes)})
 
 
 def build_precision(cfg: RunConfig, device: torch.device) -> Precision:
@@ -68,6 +99,15 @@ def build_device_neocortex(cfg: RunConfig, input_vocab_size: int, device: torch.
 
 def build_neocortex(cfg: RunConfig, input_vocab_size: int) -> Neocortex:
     m = cfg.model
+    if m.provider == "mlp":
+        from biollm_core.models.mlp import MLPClassifier
+
+        if None in (m.mlp_input_dim, m.mlp_output_heads, m.vocab_size):
+            raise ValueError("the MLP's sizes come from the benchmark: call fit_to_benchmark(config, benchmark) first")
+        return MLPClassifier(
+            input_dim=m.mlp_input_dim, hidden_sizes=m.mlp_hidden_sizes, activation=m.mlp_activation, num_classes=m.vocab_size,
+            num_heads=m.mlp_output_heads, injection_layer=m.injection_layer, dropout=m.dropout,
+        )
     if m.provider == "tiny":
         return TinyTransformer(
             vocab_size=m.vocab_size, input_vocab_size=input_vocab_size, hidden_size=m.hidden_size,

@@ -28,6 +28,7 @@ class RoutingOutput:
     probs: torch.Tensor  # (N, E) softmax over adjusted router logits; N = B (sequence) or B*T (token)
     indices: torch.Tensor  # (N, k) chosen experts
     episode_experts: torch.Tensor  # (B, k) the experts each sequence was routed to (for the replay buffer)
+    gate_logits: torch.Tensor | None = None  # (B, T, 1) the gate's logits (experts.gate), before the sigmoid
 
 
 class Hippocampus(nn.Module):
@@ -141,11 +142,14 @@ class Hippocampus(nn.Module):
         else:
             delta = self._sequence_delta(hidden, weights, indices)
             episode_experts = indices
+        gate_logits = None
         if self.gate is not None:
-            delta = delta * torch.sigmoid(self.gate(hidden))  # (B, T, 1): per token
+            # On the normalised hidden state: the gate reads its direction, the same at any model's scale
+            gate_logits = self.gate(F.layer_norm(hidden, hidden.shape[-1:]))  # (B, T, 1): per token
+            delta = delta * torch.sigmoid(gate_logits)
         if self.max_delta_ratio is not None:
             delta = bound_delta(delta, hidden, self.max_delta_ratio)
-        return RoutingOutput(delta=delta, probs=probs, indices=indices, episode_experts=episode_experts)
+        return RoutingOutput(delta=delta, probs=probs, indices=indices, episode_experts=episode_experts, gate_logits=gate_logits)
 
     def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """(B, T, H) -> (B, H): the mean over real tokens, or their attention-weighted mean."""
@@ -177,13 +181,19 @@ class Hippocampus(nn.Module):
         return torch.baddbmm(b2, h, w2)  # (B, T, H) = sum_j p_j * (W2_j h_j + b2_j)
 
     def _token_delta(self, units: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        # Per-token routing evaluates every expert densely and mixes with a sparse (N, E) weight matrix:
-        # one batched matmul beats gathering an (N, k, H, D) weight tensor at these sizes.
-        dense = torch.zeros(units.shape[0], self.num_experts, dtype=units.dtype, device=units.device)
-        dense.scatter_(1, indices, weights)  # (N, E)
-        h = F.gelu(torch.einsum("nh,ehd->ned", units, self.w1) + self.b1)  # (N, E, D)
-        out = torch.einsum("ned,edh->neh", h * dense.unsqueeze(-1), self.w2)  # (N, E, H)
-        return out.sum(1) + dense @ self.b2
+        """(N, H) tokens, (N, k) routing -> (N, H) = sum_j p_j * (W2_j gelu(W1_j x + b1_j) + b2_j).
+
+        With few experts every expert runs densely on every token in one batched matmul and a sparse
+        (N, E) weight matrix mixes them (cheapest at train=cpu size); with many (E > 4k) each expert
+        runs only on the tokens routed to it: E/k times fewer FLOPs (mac_dev size and up).
+        """
+        if self.num_experts <= 4 * self.top_k:
+            dense = torch.zeros(units.shape[0], self.num_experts, dtype=units.dtype, device=units.device)
+            dense.scatter_(1, indices, weights)  # (N, E)
+            h = F.gelu(torch.einsum("nh,ehd->ned", units, self.w1) + self.b1)  # (N, E, D)
+            out = torch.einsum("ned,edh->neh", h * dense.unsqueeze(-1), self.w2)  # (N, E, H)
+            return out.sum(1) + dense @ self.b2
+        return dispatch_experts(units, weights, indices, self.w1, self.b1, self.w2, self.b2)
 
     def _dominant_experts(self, weights: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """(B, T, k) token routing -> (B, k) the experts with the most routing mass in each sequence."""
@@ -191,6 +201,35 @@ class Hippocampus(nn.Module):
         mass = torch.zeros(B, self.num_experts, dtype=weights.dtype, device=weights.device)
         mass.scatter_add_(1, indices.reshape(B, -1), weights.reshape(B, -1))
         return mass.topk(self.top_k, dim=-1).indices
+
+
+def dispatch_experts(
+    units: torch.Tensor,
+    weights: torch.Tensor,
+    indices: torch.Tensor,
+    w1: torch.Tensor,
+    b1: torch.Tensor,
+    w2: torch.Tensor,
+    b2: torch.Tensor,
+) -> torch.Tensor:
+    """Sparse mixture: each expert e on the tokens routed to it only, outputs scattered back weighted.
+
+    units (N, H), weights/indices (N, k); w1 (E, H, D), b1 (E, D), w2 (E, D, H), b2 (E, H) -> (N, H).
+    One host sync (the per-expert token counts) per call.
+    """
+    N, k = indices.shape
+    flat = indices.reshape(-1)
+    order = torch.argsort(flat, stable=True)  # routed (token, slot) pairs grouped by expert
+    tokens = order // k
+    scale = weights.reshape(-1).index_select(0, order).unsqueeze(-1)
+    counts = torch.bincount(flat, minlength=w1.shape[0]).tolist()
+    x = units.index_select(0, tokens)  # (N*k, H) in expert order
+    pieces = []
+    for e, part in enumerate(torch.split(x, counts)):
+        if counts[e]:
+            pieces.append(torch.addmm(b2[e], F.gelu(torch.addmm(b1[e], part, w1[e])), w2[e]))
+    y = torch.cat(pieces) * scale.to(x.dtype)
+    return torch.zeros_like(units).index_add_(0, tokens, y)
 
 
 def bound_delta(delta: torch.Tensor, hidden: torch.Tensor, ratio: float) -> torch.Tensor:

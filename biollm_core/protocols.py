@@ -18,12 +18,17 @@ from torch import nn
 class Batch:
     """One batch of a benchmark.
 
-    ``labels[b, t]`` is the target of ``logits[b, t]`` (already shifted for next-token tasks);
-    -100 marks an unsupervised position. ``attention_mask`` is None when there is no padding.
+    ``input_ids`` holds token ids (B, T) long, or for a feature benchmark (the classification streams)
+    one float feature vector per example, (B, D): the field keeps its name so every method, the replay
+    buffer and the evaluation carry both forms the same way, and only the neocortex reads it.
+    ``labels[b, l]`` is the target of ``logits[b, l]``, -100 marks an unsupervised position: for tokens
+    l is the position (already shifted for next-token tasks); for a classifier l is an output head
+    (one column, or one per task in task-incremental learning, where only the example's own task's
+    head is supervised). ``attention_mask`` is None when there is no padding (always for features).
     """
 
-    input_ids: torch.Tensor  # (B, T) long
-    labels: torch.Tensor  # (B, T) long, -100 = ignored
+    input_ids: torch.Tensor  # (B, T) long token ids, or (B, D) float features
+    labels: torch.Tensor  # (B, L) long, -100 = ignored; L = T for tokens, the output heads for features
     task_id: int
     attention_mask: torch.Tensor | None = None  # (B, T) long/bool, 1 = real token
 
@@ -39,6 +44,10 @@ class Batch:
         mask = None if self.attention_mask is None else self.attention_mask[index]
         return Batch(self.input_ids[index], self.labels[index], self.task_id, mask)
 
+    def num_tokens(self) -> int:
+        """Input tokens (B * T), or one per example for feature vectors: what ``tokens_per_s`` counts."""
+        return len(self) if self.input_ids.is_floating_point() else self.input_ids.numel()
+
 
 @runtime_checkable
 class Neocortex(Protocol):
@@ -51,11 +60,12 @@ class Neocortex(Protocol):
     vocab_size: int  # V: logits are cut to the active vocabulary
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T) ids -> (B, T, H) hidden state at the injection point."""
+        """(B, T) ids -> (B, T, H) hidden state at the injection point; (B, D) features -> (B, 1, H)."""
         ...
 
     def decode(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, H) hidden -> (B, T, V) logits (the layers above the injection point and the head)."""
+        """(B, T, H) hidden -> (B, L, V) logits (the layers above the injection point and the head): L = T
+        for a sequence model, the output heads (1, or one per task) for a classifier."""
         ...
 
     def consolidation_parameters(self) -> list[tuple[str, nn.Parameter]]:
@@ -95,6 +105,18 @@ class ContinualBenchmark(Protocol):
     def heldout(self, task_id: int) -> Batch:
         """Task ``task_id``'s held-out set, fixed before training."""
         ...
+
+
+@runtime_checkable
+class FeatureBenchmark(ContinualBenchmark, Protocol):
+    """A benchmark of float feature vectors and class labels (``input_vocab_size`` is 0: no tokens).
+
+    The classifier neocortex (``model.provider=mlp``) takes its input width and its output heads from it.
+    """
+
+    input_dim: int  # D: features per example
+    num_classes: int  # V: logits per output head
+    num_heads: int  # L: output heads (one per task in task-incremental learning, else 1)
 
 
 @runtime_checkable

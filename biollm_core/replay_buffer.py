@@ -3,10 +3,15 @@
 Storage is preallocated on the model's device. Which slots an incoming batch overwrites is decided on the
 host from a seeded CPU generator, so writing never waits on the device.
 
+Inputs: token ids are kept as int32 (C, T); float feature vectors (the classification benchmarks) as
+(C, D) in their own dtype. The input storage starts in the token form and takes the form of the first
+batch offered when that differs (one buffer holds one form). ``seq_len`` is the label length L of
+every episode: T for tokens, the output heads for a classifier.
+
 Data parallel (``distributed`` with W ranks): the reservoir stays one global buffer of ``capacity``
 slots. Every rank draws the same slot decisions and samples from the same generator over the same
 global batches, so which episodes the buffer holds and which a sample draws do not depend on W; the
-slot/step/task/expert records (small) are kept by every rank, and an episode's payload (ids, labels,
+slot/step/task/expert records (small) are kept by every rank, and an episode's payload (inputs, labels,
 teacher) only by the rank that saw it (``replay_shard.py``). A sample then gives each rank the drawn
 episodes it holds, in the sample's order; ``ReplaySample.positions`` says where they stand in it.
 """
@@ -25,8 +30,8 @@ PAYLOAD = ("input_ids", "labels", "attention_mask", "teacher", "teacher_indices"
 
 @dataclass
 class ReplaySample:
-    input_ids: torch.Tensor  # (B, T)
-    labels: torch.Tensor  # (B, T)
+    input_ids: torch.Tensor  # (B, T) long token ids, or (B, D) float features
+    labels: torch.Tensor  # (B, L)
     attention_mask: torch.Tensor | None  # (B, T) bool
     teacher: torch.Tensor | None  # (B, T, V) or (B, T, K) logits; None when the buffer keeps no teachers
     teacher_indices: torch.Tensor | None  # (B, T, K) vocabulary ids of a top-k teacher
@@ -85,7 +90,7 @@ class ReplayBuffer:
         width = vocab_size if teacher_storage == "full" else self.teacher_topk
         index_dtype = torch.int16 if vocab_size <= 32767 else torch.int32
         self.tensors: dict[str, torch.Tensor] = {
-            "input_ids": torch.zeros(L, T, dtype=torch.int32, device=device),
+            "input_ids": torch.zeros(L, T, dtype=torch.int32, device=device),  # replaced by (L, D) for features
             "labels": torch.full((L, T), -100, dtype=torch.int32, device=device),
             "task_ids": torch.zeros(C, dtype=torch.int32, device=device),
             "steps": torch.full((C,), -1, dtype=torch.int64, device=device),
@@ -132,6 +137,7 @@ class ReplayBuffer:
         Data parallel: the arguments are this rank's shard of the global batch (equal shards), except
         ``experts``, which covers the whole global batch (every rank keeps every slot's experts)."""
         B = input_ids.shape[0] * self.distributed.world_size
+        self._fit_inputs(input_ids)
         pairs = reservoir_slots(self.n_seen, B, self.capacity, self.generator)
         self.n_seen += B
         if not pairs:
@@ -149,7 +155,7 @@ class ReplayBuffer:
         else:
             rows, slots = torch.tensor(row_list, device=device), torch.tensor(slot_list, device=device)
         t = self.tensors
-        t["input_ids"][slots] = input_ids[rows].to(torch.int32)
+        t["input_ids"][slots] = input_ids[rows].to(t["input_ids"].dtype)
         t["labels"][slots] = labels[rows].to(torch.int32)
         t["task_ids"][slots] = task_id
         t["steps"][slots] = step
@@ -184,7 +190,7 @@ class ReplayBuffer:
         if not rows:
             return
         src, dst = torch.tensor(local, device=device), torch.tensor(rows, device=device)
-        t["input_ids"][dst] = input_ids[src].to(torch.int32)
+        t["input_ids"][dst] = input_ids[src].to(t["input_ids"].dtype)
         t["labels"][dst] = labels[src].to(torch.int32)
         if attention_mask is not None and "attention_mask" in t:
             t["attention_mask"][dst] = attention_mask[src].bool()
@@ -219,6 +225,17 @@ class ReplayBuffer:
         if self.teacher_storage == "topk":
             return self.tensors["teacher_indices"][index][..., 0].long()
         return self.tensors["teacher"][index].float().argmax(-1)
+
+    def _fit_inputs(self, input_ids: torch.Tensor) -> None:
+        """Make the input storage hold ``input_ids``' form: int32 for token ids, the batch's dtype for features."""
+        store = self.tensors["input_ids"]
+        dtype = input_ids.dtype if input_ids.is_floating_point() else torch.int32
+        if store.dtype == dtype and store.shape[1:] == input_ids.shape[1:]:
+            return
+        if self.n_seen:
+            raise ValueError(f"the replay buffer holds inputs of shape {tuple(store.shape[1:])} ({store.dtype}); "
+                             f"got {tuple(input_ids.shape[1:])} ({input_ids.dtype})")
+        self.tensors["input_ids"] = torch.zeros((store.shape[0], *input_ids.shape[1:]), dtype=dtype, device=store.device)
 
     def sample(self, batch_size: int) -> ReplaySample:
         """A shuffled batch drawn uniformly without replacement (with replacement if the buffer is smaller).
@@ -262,8 +279,9 @@ class ReplayBuffer:
         t = self.tensors
         slots = rows if self.shard is None else torch.tensor([self.shard.slot_of[r] for r in rows.tolist()], dtype=torch.long,
                                                              device=rows.device)
+        inputs = t["input_ids"][rows]
         return ReplaySample(
-            input_ids=t["input_ids"][rows].long(),
+            input_ids=inputs if inputs.is_floating_point() else inputs.long(),
             labels=t["labels"][rows].long(),
             attention_mask=t["attention_mask"][rows] if "attention_mask" in t else None,
             teacher=t["teacher"][rows] if "teacher" in t else None,
@@ -296,5 +314,9 @@ class ReplayBuffer:
                 if k in self.tensors and self.tensors[k].shape[0] != self.shard.rows:
                     old = self.tensors[k]
                     self.tensors[k] = torch.empty((self.shard.rows, *old.shape[1:]), dtype=old.dtype, device=old.device)
-        for k, v in self.tensors.items():
-            v.copy_(state[f"t.{k}"])
+        for k, v in list(self.tensors.items()):
+            saved = state[f"t.{k}"]
+            if k == "input_ids" and (saved.shape != v.shape or saved.dtype != v.dtype):  # feature inputs
+                self.tensors[k] = saved.to(v.device, copy=True)
+            else:
+                v.copy_(saved)

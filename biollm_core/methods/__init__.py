@@ -32,7 +32,7 @@ class MethodContext:
     benchmark: ContinualBenchmark
     device: torch.device
     precision: Precision
-    seq_len: int  # T of every batch and held-out set
+    seq_len: int  # L: label positions of every batch and held-out set (T for tokens, output heads for features)
     with_attention_mask: bool  # the benchmark pads (instruction data) and batches carry a mask
     distributed: Distributed = SINGLE  # data-parallel rank and world size (observe gets this rank's shard)
 

@@ -58,9 +58,12 @@ class Joint:
 
     def summary(self) -> MethodSummary:
         episodes = self.benchmark.train_size(self.batch_size)
-        seq_len = self.benchmark.heldout(0).input_ids.shape[1]
-        # The data it draws from, counted as the replay buffer would store it (int32 ids and labels).
-        return MethodSummary(episodes, episodes * seq_len * 8, self.learner.trainable_params(),
+        example = self.benchmark.heldout(0)
+        # The data it draws from, counted as the replay buffer would store it: int32 ids (or the features
+        # in their dtype) and int32 labels.
+        x = example.input_ids
+        per_episode = (x.element_size() if x.is_floating_point() else 4) * x.shape[1] + 4 * example.labels.shape[1]
+        return MethodSummary(episodes, episodes * per_episode, self.learner.trainable_params(),
                              self.learner.gradient_steps, self.samples_processed)
 
     def state_dict(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from biollm_core import builders
@@ -91,3 +92,38 @@ def test_every_benchmark_honours_train_max_steps(tmp_path) -> None:  # noqa: ANN
     short = load_config(["benchmark=instruction", *common, "train.max_steps=20"])
     assert builders.build_benchmark(short).total_steps == 20
     assert builders.build_benchmark(load_config(["train.max_steps=20"])).total_steps == 20  # toy
+
+
+def _npz(tmp_path, classes: int = 4, per_class: int = 10, features: int = 6) -> str:  # noqa: ANN001
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(classes), per_class)
+    np.savez(tmp_path / "data.npz", x=rng.normal(size=(len(y), features)) + y[:, None], y=y)
+    return str(tmp_path / "data.npz")
+
+
+def test_a_feature_benchmark_sizes_the_mlp(tmp_path) -> None:  # noqa: ANN001
+    from biollm_core.benchmarks.classification import ClassificationBenchmark
+    from biollm_core.errors import UserError
+    from biollm_core.models.mlp import MLPClassifier
+
+    path = _npz(tmp_path)
+    common = ["model=mlp", "benchmark=split_classification", "benchmark.source=npz", f"benchmark.path={path}",
+              "model.mlp_hidden_sizes=[8,8]", "model.injection_layer=1"]
+    for scenario, heads, classes in (("task", 2, 2), ("domain", 1, 2), ("class", 1, 4)):
+        cfg = load_config([*common, f"benchmark.scenario={scenario}"])
+        bench = builders.build_benchmark(cfg)
+        assert isinstance(bench, ClassificationBenchmark) and bench.num_tasks == 2
+        fitted = builders.fit_to_benchmark(cfg, bench)
+        assert (fitted.model.mlp_input_dim, fitted.model.mlp_output_heads, fitted.model.vocab_size) == (6, heads, classes)
+        model = builders.build_neocortex(fitted, bench.input_vocab_size)
+        assert isinstance(model, MLPClassifier) and model.hidden_size == 8
+        assert model(bench.heldout(1).input_ids).shape == (4, heads, classes)
+    cfg = load_config([*common, "model.vocab_size=10"])
+    with pytest.raises(UserError, match=r"model.vocab_size=10, but benchmark split_classification \(class-incremental\) needs 4"):
+        builders.fit_to_benchmark(cfg, builders.build_benchmark(cfg))
+    with pytest.raises(ValueError, match="call fit_to_benchmark"):
+        builders.build_neocortex(cfg, 0)
+    toy = load_config()
+    assert builders.fit_to_benchmark(toy, builders.build_benchmark(toy)) is toy  # token models: unchanged

@@ -48,12 +48,33 @@ HERE = Path(__file__).resolve()
 # pseudo-rehearsal and labels in sleep, teacher refresh, token routing (dense experts).
 CLS_OPTIONS = ["wake.harm_batch_size=4", "consolidation.pseudo_rehearsal=true", "consolidation.label_weight=0.5",
                "consolidation.teacher_refresh=true", "experts.routing=token"]
-VARIANTS = (*METHOD_NAMES, "cls-options")
+# Feature inputs (the MLP on a class-incremental split of an npz file): float episodes in the sharded
+# reservoir, LwF's seen classes reduced over ranks, cls's gate on feature vectors.
+FEATURES = [
+    "model=mlp", "benchmark=split_classification", "benchmark.source=npz", "model.mlp_hidden_sizes=[16,16]",
+    "benchmark.epochs_per_task=2", "benchmark.heldout_fraction=0.25", "train.batch_size=8", "train.eval_interval=2",
+    "device=cpu", "replay.capacity=16", "replay.batch_size=8", "experts.num_experts=4", "experts.expert_hidden=8",
+    "consolidation.sleep_min_interval=3", "consolidation.sleep_max_interval=3", "consolidation.min_sleep_steps=2",
+    "consolidation.max_sleep_steps=2", "logging.checkpoint_interval=4", "logging.checkpoint_keep_last=1",
+]
+FEATURE_VARIANTS = ("er-features", "lwf-features", "cls-features")
+VARIANTS = (*METHOD_NAMES, "cls-options", *FEATURE_VARIANTS)
 
 
-def overrides(variant: str) -> list[str]:
+def write_clusters(path: Path) -> None:
+    """6 classes of 16 examples in 10 features, each class a well-separated cluster."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(6), 16)
+    np.savez(path, x=rng.normal(size=(6, 10))[y] * 3 + rng.normal(size=(len(y), 10)), y=y)
+
+
+def overrides(variant: str, root: str = "") -> list[str]:
     if variant == "cls-options":
         return ["method=cls", *TINY, *CLS_OPTIONS]
+    if variant in FEATURE_VARIANTS:
+        return [f"method={variant.removesuffix('-features')}", *FEATURES, f"benchmark.path={Path(root) / 'clusters.npz'}"]
     return [f"method={variant}", *TINY, *(["method.fisher_samples=8"] if variant == "ewc" else [])]
 
 
@@ -91,7 +112,8 @@ def run_methods(distributed: Distributed, methods: list[str], root: str) -> dict
     out: dict[str, Any] = {}
     for method in methods:
         sink = RecordSink()
-        summary = run_experiment(load_config(overrides(method)), Path(root) / method, sinks=[sink], distributed=distributed)
+        config = load_config(overrides(method, str(Path(root).parent)))
+        summary = run_experiment(config, Path(root) / method, sinks=[sink], distributed=distributed)
         out[method] = {"summary": summary, "records": sink.records}
     return out
 
@@ -138,6 +160,7 @@ def test_shards_cover_a_batch_once() -> None:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], list[dict[str, Any]]]:
     """Every variant at W = 1 (this process) and at W = 2 (one group of 2 spawned processes, ``run_all``)."""
     root = tmp_path_factory.mktemp("data_parallel")
+    write_clusters(root / "clusters.npz")
     methods = list(VARIANTS)
     return root, run_methods(SINGLE, methods, str(root / "w1")), run_group(2, f"{HERE}:run_all", methods=methods,
                                                                            root=str(root / "w2"), stop=10)

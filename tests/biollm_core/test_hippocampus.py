@@ -263,3 +263,25 @@ def test_a_closed_gate_silences_the_delta_and_the_bound_caps_it() -> None:
     torch.testing.assert_close(bound_delta(delta, h, 1.0), torch.tensor([[[0.6, 0.8], [0.3, 0.4]]]))  # only the first is cut
     capped = make(max_delta_ratio=0.01)(hidden)
     assert (capped.delta.norm(dim=-1) <= 0.01 * hidden.norm(dim=-1) + 1e-6).all()
+
+
+def test_sparse_token_dispatch_equals_the_dense_mixture() -> None:
+    """Many experts: each runs only on its tokens; the delta and its gradients are the dense mixture's."""
+    from biollm_core.hippocampus import dispatch_experts
+
+    g = torch.Generator().manual_seed(4)
+    n, h, d, e, k = 37, 8, 5, 12, 2
+    units = torch.randn(n, h, generator=g, requires_grad=True)
+    w1, b1 = torch.randn(e, h, d, generator=g), torch.randn(e, d, generator=g)
+    w2, b2 = torch.randn(e, d, h, generator=g), torch.randn(e, h, generator=g)
+    params = [p.requires_grad_() for p in (w1, b1, w2, b2)]
+    weights = torch.rand(n, k, generator=g)
+    indices = torch.rand(n, e - 1, generator=g).topk(k, dim=-1).indices  # k distinct experts per token; e-1 unused
+    sparse = dispatch_experts(units, weights, indices, *params)
+    dense = torch.zeros(n, e).scatter_(1, indices, weights)
+    reference = torch.einsum("ned,edh->nh", F.gelu(torch.einsum("nh,ehd->ned", units, w1) + b1) * dense.unsqueeze(-1), w2) + dense @ b2
+    torch.testing.assert_close(sparse, reference)
+    grads = torch.autograd.grad(sparse.square().sum(), [units, *params])
+    expected = torch.autograd.grad(reference.square().sum(), [units, *params])
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)  # float32 sums in another order

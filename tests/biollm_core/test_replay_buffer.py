@@ -219,3 +219,23 @@ def test_a_sharded_reservoir_holds_samples_and_probes_what_one_process_does() ->
     copy = build(Distributed(1, 2))
     copy.load_state_dict(ranks[1].state_dict())
     assert torch.equal(copy.sample(16).input_ids, ranks[1].sample(16).input_ids)
+
+
+def test_float_feature_inputs_are_kept_as_they_are_and_survive_a_checkpoint() -> None:
+    buffer = make(capacity=4, seq_len=1, storage="none")
+    features = torch.randn(6, 5, generator=torch.Generator().manual_seed(0))  # (B, D) float, one label position
+    buffer.add(input_ids=features, labels=torch.arange(6).view(6, 1), attention_mask=None, task_id=1, step=3,
+               experts=torch.zeros(6, 2, dtype=torch.long))
+    stored = buffer.tensors["input_ids"]
+    assert stored.shape == (4, 5) and stored.dtype == torch.float32
+    assert buffer.nbytes() == 4 * 5 * 4 + 4 * 1 * 4 + 4 * 4 + 4 * 8 + 4 * 2 * 2  # features, labels, task, step, experts
+    sample = buffer.gather(torch.arange(4))
+    assert sample.input_ids.dtype == torch.float32
+    for row, label in zip(sample.input_ids, sample.labels[:, 0].tolist(), strict=True):
+        assert torch.equal(row, features[label])  # each episode's features with its own label, bit for bit
+    fresh = make(capacity=4, seq_len=1, storage="none", seed=5)  # a resumed run's buffer starts in the token form
+    fresh.load_state_dict(buffer.state_dict())
+    assert torch.equal(fresh.tensors["input_ids"], stored)
+    with pytest.raises(ValueError, match=r"holds inputs of shape \(5,\)"):
+        buffer.add(input_ids=torch.zeros(2, 3, dtype=torch.long), labels=torch.zeros(2, 1, dtype=torch.long),
+                   attention_mask=None, task_id=0, step=4, experts=torch.zeros(2, 2, dtype=torch.long))

@@ -150,3 +150,55 @@ def test_teacher_of_the_step_itself_skips_the_second_decode() -> None:
     before = combined(model, hip, x)  # the step's own (pre-update) logits
     step(model, hip, optimizer, replay, batch, teacher_after_step=False)
     torch.testing.assert_close(replay.tensors["teacher"][:B].float(), before.half().float())
+
+
+def test_gate_targets_are_the_share_of_tokens_the_neocortex_gets_wrong() -> None:
+    from biollm_core.wake import gate_targets
+
+    labels = torch.tensor([[1, 2, -100, 3], [0, -100, -100, -100], [-100, -100, -100, -100]])
+    logits = torch.zeros(3, 4, 5)
+    for (i, j), value in {(0, 0): 1, (0, 1): 4, (0, 2): 0, (0, 3): 3, (1, 0): 2}.items():
+        logits[i, j, value] = 1.0  # argmax: right, wrong, (unsupervised), right | wrong | nothing supervised
+    torch.testing.assert_close(gate_targets(logits, labels), torch.tensor([1 / 3, 1.0, 0.0]))
+
+
+def test_gate_loss_counts_real_tokens_only() -> None:
+    from biollm_core.wake import gate_loss
+
+    logits = torch.tensor([[[0.0], [5.0]]])  # (1, 2, 1)
+    full = gate_loss(logits, torch.tensor([1.0]), None)
+    masked = gate_loss(logits, torch.tensor([1.0]), torch.tensor([[1, 0]]))
+    torch.testing.assert_close(masked, torch.nn.functional.softplus(torch.tensor(0.0)))  # -log sigmoid(0)
+    assert full < masked  # the padded token, gate wide open, would have lowered it
+
+
+def test_supervised_gate_closes_on_what_the_neocortex_answers_and_opens_on_the_new() -> None:
+    """Replayed episodes the neocortex answers pull the gate shut; the stream's batch it gets wrong opens it.
+    The two kinds of input use disjoint halves of the vocabulary, so a per-token gate can tell them apart."""
+    model, _, _, _, _ = parts()
+    hip = Hippocampus(hidden_size=H, num_experts=4, expert_hidden=16, top_k=2, routing="token", init_scale=1e-3,
+                      utilization_bonus=0.1, capacity_penalty=0.1, seed=1, gate=True)
+    optimizer = torch.optim.AdamW(hip.parameters(), lr=1e-2)
+    replay = ReplayBuffer(capacity=1024, seq_len=T, vocab_size=V, top_k_experts=2, teacher_storage="full", teacher_topk=4,
+                          device=torch.device("cpu"), seed=2, with_attention_mask=False)
+    g = torch.Generator().manual_seed(3)
+    known = torch.randint(0, V // 2, (512, T), generator=g)
+    new = torch.randint(V // 2, V, (B, T), generator=g)
+    with torch.no_grad():  # known: labelled with the neocortex's own answers; new: labels it gets wrong
+        answers = model.decode(model.encode(known)).argmax(-1)
+        wrong = (model.decode(model.encode(new)).argmax(-1) + 1) % V
+    replay.add(input_ids=known, labels=answers, attention_mask=None, teacher_logits=torch.zeros(512, T, V), task_id=0,
+               step=0, experts=torch.zeros(512, 2, dtype=torch.long))
+    batch = Batch(input_ids=new, labels=wrong, task_id=1)
+    initial = {k: v.clone() for k, v in hip.state_dict().items()}
+    gates = {}
+    for weight in (1.0, 0.0):  # the gate's BCE alone (no harm CE), then without it: the batch's loss only opens it
+        hip.load_state_dict(initial)
+        optimizer = torch.optim.AdamW(hip.parameters(), lr=1e-2)
+        for index in range(150):
+            step(model, hip, optimizer, replay, batch, index=index, harm_batch_size=8, harm_weight=0.0, gate_weight=weight)
+        with torch.no_grad():
+            gates[weight] = (torch.sigmoid(hip(model.encode(known)).gate_logits).mean(),
+                             torch.sigmoid(hip(model.encode(new)).gate_logits).mean())
+    (closed, opened), (unsupervised, _) = gates[1.0], gates[0.0]
+    assert closed < 0.4 < 0.6 < unsupervised and opened > 0.8, gates  # measured: 0.35, 0.67, 0.92

@@ -98,7 +98,8 @@ def bench_engine(config: RunConfig, *, repeats: int = 10, warmup: int = 3, eval_
     t = config.train
     bench = builders.build_benchmark(config)
     heldouts = [bench.heldout(task).to(device) for task in range(bench.num_tasks)]
-    seq_len = heldouts[0].input_ids.shape[1]
+    config = builders.fit_to_benchmark(config, bench)
+    seq_len = heldouts[0].labels.shape[1]
     method = build_method(config, MethodContext(bench, device, precision, seq_len, heldouts[0].attention_mask is not None))
     neocortex, hippocampus = method.answering_models()
     plain_model = copy.deepcopy(neocortex).requires_grad_(True)
@@ -132,8 +133,8 @@ def bench_engine(config: RunConfig, *, repeats: int = 10, warmup: int = 3, eval_
             times["eval"].append(ms)
 
     median = {key: statistics.median(values) for key, values in times.items()}
-    step_tokens = t.batch_size * seq_len
-    eval_tokens = sum(h.input_ids.numel() for h in heldouts)
+    step_tokens = t.batch_size * heldouts[0].num_tokens() // len(heldouts[0])  # T per sequence, 1 per feature vector
+    eval_tokens = sum(h.num_tokens() for h in heldouts)
     peak, peak_kind = peak_memory(device)
     cost = method.summary()
     result = {

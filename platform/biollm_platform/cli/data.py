@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from biollm_core.errors import UserError
 from biollm_platform.data.make_instructions import OUTPUT_NAME, TASKS, make_instructions, write_instructions
 from biollm_platform.data.tiny_lm import DEFAULT_HEADS, MIN_VOCAB, Architecture, make_tiny_lm  # torch etc. on use
 
@@ -29,6 +30,10 @@ def make_instructions_command(
         int, typer.Option("--eval-per-task", min=1, help="Eval examples per task.")
     ] = 32,
     seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed writes the same file.")] = 0,
+    tasks: Annotated[
+        str | None,
+        typer.Option("--tasks", help="The task mix and its order, comma-separated (default: all eight in the order below)."),
+    ] = None,
 ) -> None:
     """Write a synthetic continual instruction stream of eight tasks to DIR/instructions.jsonl.
 
@@ -38,11 +43,15 @@ def make_instructions_command(
 
     Train on it with: benchmark=instruction benchmark.local_path=DIR/instructions.jsonl
     """
-    examples = make_instructions(per_task, eval_per_task, seed)
+    chosen = None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()]
+    try:
+        examples = make_instructions(per_task, eval_per_task, seed, chosen)
+    except ValueError as error:
+        raise UserError(f"--tasks: {error}") from None
     path = write_instructions(out, examples)
     counts = Counter((e["task"], e["split"]) for e in examples)
     typer.echo(f"wrote {path} ({sum(counts.values())} examples, seed {seed})")
-    for task in TASKS:
+    for task in chosen or TASKS:
         typer.echo(f"  {task:<12} train {counts[(task, 'train')]:>5}  eval {counts[(task, 'eval')]:>4}")
 
 

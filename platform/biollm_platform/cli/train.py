@@ -129,9 +129,11 @@ def _run(config: Any, out_dir: Path, *, resume: bool, quiet: bool, console: Any)
     from biollm_core.config.loader import config_to_dict
     from biollm_core.runner import Progress as RunProgress
     from biollm_core.runner import run_experiment
-    from biollm_platform.tracking.sinks import platform_sinks
+    from biollm_platform.tracking.sinks import DeferredSinks, platform_sinks
 
-    sinks = platform_sinks(config, out_dir=out_dir, run_config=config_to_dict(config), run_name=config.run_name)
+    # built at the first record: a run refused for its data or model leaves no W&B/TensorBoard folder
+    sinks = [DeferredSinks(lambda: platform_sinks(config, out_dir=out_dir, run_config=config_to_dict(config),
+                                                  run_name=config.run_name))]
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]} steps/s  task {task.fields[task_no]}  sleeps {task.fields[sleeps]}"),

@@ -116,13 +116,21 @@ TASKS: dict[str, Callable[[random.Random, Pools], tuple[str, str]]] = {
 }
 
 
-def make_instructions(per_task: int = 256, eval_per_task: int = 32, seed: int = 0) -> list[dict[str, str]]:
-    """The examples: for each task in ``TASKS`` order, ``per_task`` train then ``eval_per_task`` eval."""
+def make_instructions(
+    per_task: int = 256, eval_per_task: int = 32, seed: int = 0, tasks: Sequence[str] | None = None
+) -> list[dict[str, str]]:
+    """The examples: for each task of ``tasks`` (default: all of ``TASKS``, in its order) in that order,
+    ``per_task`` train then ``eval_per_task`` eval. The stream's task order is the file's."""
     if per_task < 1 or eval_per_task < 1:
         raise ValueError(f"per_task ({per_task}) and eval_per_task ({eval_per_task}) must be at least 1")
+    tasks = list(TASKS) if tasks is None else list(tasks)
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks or len(set(tasks)) != len(tasks):
+        raise ValueError(f"tasks {tasks}: expected distinct names among {', '.join(TASKS)}")
     train_pools, eval_pools = split_pools(seed)
     examples: list[dict[str, str]] = []
-    for task, make in TASKS.items():
+    for task in tasks:
+        make = TASKS[task]
         for split, pools, count in (("train", train_pools, per_task), ("eval", eval_pools, eval_per_task)):
             rng = random.Random(f"{seed}-{task}-{split}")  # str seeds hash stably (sha512), unlike hash()
             for _ in range(count):

@@ -23,7 +23,7 @@ from .schema import SweepSpec, axis_line
 
 # Run-config keys that may name a local file or directory. Ray Train workers run in a working directory
 # of their own, so a relative path that exists where the sweep is expanded is made absolute here.
-LOCAL_PATH_KEYS = ("benchmark.local_path", "benchmark.tokenizer_name", "model.hf_model_name")
+LOCAL_PATH_KEYS = ("benchmark.local_path", "benchmark.path", "benchmark.tokenizer_name", "model.hf_model_name")
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,44 @@ sweep trial build them here, on rank 0 only; each module is imported only when i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from biollm_core.config.schema import RunConfig
     from biollm_core.protocols import MetricsSink
+
+
+class DeferredSinks:
+    """Sinks built at the run's first record, not before: `biollm train` refuses bad data or a bad model
+    before anything exists on disk, and a W&B or TensorBoard sink made up front would already have
+    written its folder. The engine's MetricsSink methods, fanned out to what ``factory`` returns."""
+
+    def __init__(self, factory: Callable[[], list[MetricsSink]]) -> None:
+        self._factory = factory
+        self._sinks: list[MetricsSink] | None = None
+
+    def _open(self) -> list[MetricsSink]:
+        if self._sinks is None:
+            self._sinks = list(self._factory())
+        return self._sinks
+
+    def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
+        for sink in self._open():
+            sink.log_metrics(step, metrics)
+
+    def log_checkpoint(self, step: int, path: Path, final: bool) -> None:
+        for sink in self._open():
+            sink.log_checkpoint(step, path, final)
+
+    def log_summary(self, summary: Mapping[str, Any]) -> None:
+        for sink in self._open():
+            sink.log_summary(summary)
+
+    def close(self) -> None:
+        for sink in self._sinks or []:  # never opened: nothing was made, nothing to close
+            sink.close()
 
 
 def platform_sinks(

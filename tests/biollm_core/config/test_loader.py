@@ -21,16 +21,53 @@ PRESETS = [(group, name) for group in GROUPS for name in available_presets(group
 
 
 def test_every_group_ships_its_presets() -> None:
-    assert available_presets("model") == ["hf_causal_lm", "tiny_transformer"]
-    assert available_presets("benchmark") == ["instruction", "toy"]
+    assert available_presets("model") == ["hf_causal_lm", "mlp", "tiny_transformer"]
+    assert available_presets("benchmark") == ["instruction", "permuted_classification", "split_classification", "toy"]
     assert available_presets("train") == ["cpu", "default", "mac_dev", "qwen_0_5b_12gb", "rtx4070"]
+
+
+# The feature benchmarks and the MLP only go together: each preset is loaded with its partner.
+PARTNER = {("model", "mlp"): ["benchmark=split_classification"], ("benchmark", "split_classification"): ["model=mlp"],
+           ("benchmark", "permuted_classification"): ["model=mlp"]}
 
 
 @pytest.mark.parametrize(("group", "name"), PRESETS)
 def test_every_preset_loads_and_validates(group: str, name: str) -> None:
-    config = load_config([f"{group}={name}"])
-    assert compose_config([f"{group}={name}"]).groups[group] == name
+    overrides = [f"{group}={name}", *PARTNER.get((group, name), [])]
+    config = load_config(overrides)
+    assert compose_config(overrides).groups[group] == name
     assert load_config_dict(config_to_dict(config)) == config
+
+
+def test_the_classification_presets_are_hsu_et_al_s_split_and_permuted_mnist() -> None:
+    split = load_config(["model=mlp", "benchmark=split_classification"])
+    assert (split.model.provider, split.model.mlp_hidden_sizes, split.model.mlp_activation) == ("mlp", [400, 400], "relu")
+    assert (split.model.vocab_size, split.model.mlp_input_dim, split.model.mlp_output_heads) == (None, None, None)  # the data's
+    b = split.benchmark
+    assert (b.source, b.scenario, b.classes_per_task, b.num_tasks) == ("mnist_5k", "class", 2, None)
+    assert (b.class_order, b.epochs_per_task, b.heldout_fraction) == ("fixed", 4, 0.2)
+    permuted = load_config(["model=mlp", "benchmark=permuted_classification"]).benchmark
+    assert (permuted.scenario, permuted.num_tasks) == ("domain", 10)
+
+
+MLP = ["model=mlp", "benchmark=split_classification"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model=mlp"], "benchmark.name=toy with model.provider=mlp: it needs a classification benchmark"),
+        (["benchmark=split_classification"], "benchmark.name=split_classification with model.provider=tiny: it needs model=mlp"),
+        (["model.vocab_size=null"], "vocab_size must be set for provider=tiny"),
+        (["benchmark.num_tasks=null"], "benchmark.num_tasks must be set for benchmark toy"),
+        ([*MLP, "model.injection_layer=3"], "must not exceed the MLP's hidden layers (2)"),
+        ([*MLP, "consolidation.pseudo_rehearsal=true"], "feature inputs (model.provider=mlp) have none"),
+        ([*MLP, "model.mlp_hidden_sizes=[]"], "model.mlp_hidden_sizes"),
+        ([*MLP, "benchmark.scenario=tasks"], "benchmark.scenario: input should be 'task', 'domain' or 'class'"),
+    ],
+)
+def test_what_the_feature_inputs_refuse(overrides: list[str], message: str) -> None:
+    assert message in _error(overrides)
 
 
 def test_defaults_are_the_tiny_toy_setup() -> None:
@@ -52,12 +89,16 @@ def test_cpu_preset_is_the_spec_8b_setup_with_the_tuned_sleep() -> None:
         64,
         "full",
     )
-    # Tuned beyond §8b (see conf/train/cpu.yaml): sleeps as long as the wake interval, a faster slow LR,
-    # absorption-gated refresh and a weak EWC.
+    # Tuned beyond §8b (see conf/train/cpu.yaml): a faster slow LR, absorption-gated refresh, no EWC, and
+    # a scheduler that decides (spec §4): when between two intervals, how long between two lengths.
     assert (config.consolidation.slow_lr, config.ewc.fisher_decay, config.ewc.lambda_) == (5e-3, 0.99, 0.0)
     assert config.benchmark.switch_every == 200
-    assert (config.consolidation.sleep_max_interval, config.consolidation.max_sleep_steps) == (100, 100)
+    c = config.consolidation
+    assert c.sleep_min_interval < c.sleep_max_interval and c.min_sleep_steps < c.max_sleep_steps
+    assert (config.scheduler.policy, config.scheduler.novelty) == ("pressure", "surprise")
     assert config.consolidation.refresh.policy == "absorbed"
+    # The wake path that does no harm (README): token routing, a supervised gate, replayed episodes.
+    assert (config.experts.routing, config.experts.gate, config.wake.harm_batch_size) == ("token", True, 16)
 
 
 def test_seed_presets_carry_the_seed_values() -> None:
@@ -138,7 +179,7 @@ def test_wrong_type_names_path_value_and_expectation() -> None:
     assert message.startswith("experts.num_experts: input should be a valid integer")
     assert "got 'many'" in message and "(from override 'experts.num_experts=many')" in message
     assert _error(["model.provider=jax"]).startswith(
-        "model.provider: input should be 'tiny' or 'hf', got 'jax'"
+        "model.provider: input should be 'tiny', 'hf' or 'mlp', got 'jax'"
     )
 
 

@@ -60,3 +60,18 @@ def test_every_method_is_timed_with_the_runners_builder(method: str) -> None:
     assert ("sleep_ratio" in result) == (method == "cls")  # only the CLS learner has a sleep phase
     if method in ("cls", "er", "derpp"):  # equal episodic memory: replay.capacity
         assert result["memory_episodes"] == 64 and result["replay_capacity"] == 64
+
+
+@pytest.mark.parametrize("method", ["cls", "derpp"])
+def test_the_mlp_on_feature_inputs_is_timed_too(method: str, tmp_path) -> None:  # noqa: ANN001
+    import numpy as np
+
+    y = np.repeat(np.arange(4), 10)
+    np.savez(tmp_path / "d.npz", x=np.random.default_rng(0).normal(size=(40, 6)), y=y)
+    config = load_config(["model=mlp", "benchmark=split_classification", "benchmark.source=npz", f"benchmark.path={tmp_path / 'd.npz'}",
+                          "benchmark.scenario=task", "model.mlp_hidden_sizes=[8,8]", "replay.capacity=16", "replay.batch_size=4",
+                          "train.batch_size=4", f"method={method}", "device=cpu"])
+    result = bench_engine(config, repeats=2, warmup=1, eval_repeats=1)
+    assert result["seq_len"] == 2  # label positions: one head per task
+    assert result["plain_tokens_per_s"] == pytest.approx(4 / result["plain_step_ms"] * 1e3)  # one token per example
+    assert result["memory_episodes"] == 16 and ("sleep_ratio" in result) == (method == "cls")

@@ -63,6 +63,16 @@ class Workspace:
         return point
 
 
+def _npz(ws: Workspace, **arrays: list) -> Path:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{name: np.asarray(value) for name, value in arrays.items()})
+    return ws.write("d.npz", buffer.getvalue())
+
+
 def _records(tasks: tuple[str, ...] = ("t1", "t2"), per_task: int = 12) -> str:
     rows = [{"task": t, "prompt": f"say {w}", "response": f"{w} one"} for t in tasks for w in ("abc" * per_task)[:per_task]]
     return "".join(json.dumps(r) + "\n" for r in rows)
@@ -194,11 +204,22 @@ CASES: list[tuple[str, Setup, str]] = [
     ("resume-no-readable-checkpoint", _no_readable_checkpoint, "no readable checkpoint under"),
     ("instruction-binary-data", lambda ws: ws.instructions(GARBAGE), "data.jsonl:1: not a UTF-8 text file"),
     ("instruction-bad-json", lambda ws: ws.instructions(_records() + '{"task": "t1", "prompt": \n'), "data.jsonl:25: malformed JSON"),
+    ("instruction-bad-json-with-loggers", lambda ws: ws.instructions(_records() + '{"task": "t1", "prompt": \n', "logging.use_wandb=true",
+                                                                     "logging.use_tensorboard=true", "logging.use_csv=true"),
+     "data.jsonl:25: malformed JSON"),
     ("instruction-too-few", lambda ws: ws.instructions(_records(per_task=3)), "has 3 usable examples of 3; benchmark.min_examples_per_task is 4"),
     ("instruction-missing-field", lambda ws: ws.instructions(_records(), "benchmark.prompt_field=question"), "field 'question'"),
     ("instruction-no-file", lambda ws: ["train", *TINY, "benchmark=instruction", "benchmark.local_path=missing.jsonl",
                                         f"benchmark.tokenizer_name={ws.tokenizer}", "model.vocab_size=8"], "missing.jsonl does not exist"),
     ("instruction-no-tokenizer", lambda ws: ["train", *TINY, "benchmark=instruction", "benchmark.local_path=x.jsonl"], "needs benchmark.tokenizer_name"),
+    # --- the classification benchmarks' data (benchmark.source=npz) and their model
+    ("npz-not-an-archive", lambda ws: ["train", "model=mlp", "benchmark=split_classification", "benchmark.source=npz",
+                                       f"benchmark.path={ws.write('d.npz', GARBAGE)}"], "d.npz: not an .npz archive"),
+    ("npz-no-labels", lambda ws: ["train", "model=mlp", "benchmark=split_classification", "benchmark.source=npz",
+                                  f"benchmark.path={_npz(ws, x=[[0.0, 1.0]])}"], "d.npz: no array y"),
+    ("npz-missing", lambda ws: ["train", "model=mlp", "benchmark=split_classification", "benchmark.source=npz",
+                                "benchmark.path=nope.npz"], "benchmark.path=nope.npz: no such file"),
+    ("mlp-on-tokens", lambda ws: ["train", "model=mlp"], "it needs a classification benchmark"),
     # --- sweep files and sweep submit
     ("sweep-missing", lambda ws: ["sweep", "submit", "nope.yaml"], "nope.yaml: sweep file not found"),
     ("sweep-binary", lambda ws: ["sweep", "submit", str(ws.write("s.yaml", GARBAGE))], "s.yaml: not a YAML text file (byte 0 is not UTF-8)"),

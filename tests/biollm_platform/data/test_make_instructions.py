@@ -81,3 +81,21 @@ def test_write_instructions_writes_one_object_a_line(tmp_path: Path) -> None:
     path = write_instructions(tmp_path / "out", examples)
     assert path == tmp_path / "out" / "instructions.jsonl"
     assert [json.loads(line) for line in path.read_text().splitlines()] == examples
+
+
+def test_a_task_mix_chooses_the_tasks_and_their_order() -> None:
+    examples = make_instructions(per_task=3, eval_per_task=1, seed=5, tasks=["parity", "sort", "reverse"])
+    order = list(dict.fromkeys(e["task"] for e in examples))
+    assert order == ["parity", "sort", "reverse"] and len(examples) == 3 * 4
+    full = {(e["task"], e["prompt"]) for e in make_instructions(per_task=3, eval_per_task=1, seed=5)}
+    assert {(e["task"], e["prompt"]) for e in examples} <= full  # a task's examples do not depend on the mix
+
+
+def test_a_bad_task_mix_is_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from biollm_platform.cli.app import app
+
+    result = CliRunner().invoke(app, ["data", "make-instructions", "--out", str(tmp_path / "d"), "--tasks", "sort,bogus"])
+    assert result.exit_code == 2 and "--tasks" in result.output and "bogus" in result.output
+    assert not (tmp_path / "d").exists()

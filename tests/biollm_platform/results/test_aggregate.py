@@ -249,3 +249,36 @@ def test_print_comparison_shows_the_leaderboard_and_tables(toy_sweep: Path) -> N
     assert "Δ = cls − nosleep" in text and "5 pairs by seed" in text and "+0.7" in text and "cls better" in text
     assert "not significant" in text
     assert not (toy_sweep / "comparison").exists()
+
+
+def test_a_scenario_axis_gets_a_leaderboard_of_its_own(tmp_path: Path, factory: ModuleType) -> None:
+    """Split MNIST's sweeps cross methods with benchmark.scenario: each scenario is ranked (and its
+    equal-memory pairs compared) on its own trials, never pooled with another scenario's."""
+    from rich.console import Console
+
+    sweep_dir = factory.build_sweep(tmp_path, methods=("cls", "er"))
+    factory.edit_manifest(sweep_dir, lambda m: [t["axes"].update({"benchmark.scenario": "task"}) for t in m["trials"]])
+    other = factory.build_sweep(tmp_path / "other", methods=("cls", "er"))
+    manifest = json.loads((sweep_dir / "manifest.json").read_text())
+    for trial in json.loads((other / "manifest.json").read_text())["trials"]:
+        name = trial["out_dir"]
+        summary_path = other / name / "summary.json"
+        summary = json.loads(summary_path.read_text())
+        summary["final_seen_acc_avg"] -= 0.5  # class-incremental: lower, by a known amount
+        summary_path.write_text(json.dumps(summary))
+        trial["trial_id"] = trial["out_dir"] = f"{name}-benchmark.scenario=class"
+        trial["axes"]["benchmark.scenario"] = "class"
+        (other / name).rename(sweep_dir / trial["out_dir"])
+        manifest["trials"].append(trial)
+    (sweep_dir / "manifest.json").write_text(json.dumps(manifest))
+    result = aggregate_sweep(sweep_dir, control="er", write=False)
+    board = result.leaderboard
+    assert [dict(c)["benchmark.scenario"] for c in board.conditions] == ["class", "task"]
+    by_scenario = {dict(c)["benchmark.scenario"]: board.cell(c, "cls", "final_seen_acc_avg") for c in board.conditions}
+    assert by_scenario["task"].mean == pytest.approx(0.95) and by_scenario["class"].mean == pytest.approx(0.45)
+    assert by_scenario["task"].n == by_scenario["class"].n == 5
+    assert result.n_pairs == 10 and {c.condition for c in result.comparisons} == set(board.conditions)
+    console = Console(record=True, width=220)
+    print_comparison(result, console, details=False)
+    text = console.export_text()
+    assert "benchmark.scenario=class" in text and "benchmark.scenario=task" in text

@@ -131,6 +131,12 @@ def test_existing_relative_paths_become_absolute(tmp_path: Path, monkeypatch: py
     assert trial.config["benchmark"]["tokenizer_name"] == "gpt2"  # a hub id: no such path here
     assert f"model.hf_model_name={(tmp_path / 'lm').resolve()}" in trial.overrides
 
+    npz = tmp_path / "s_npz.yaml"  # a user's own classification data travels the same way
+    (tmp_path / "data" / "digits.npz").write_bytes(b"")
+    npz.write_text("name: s\nbase:\n  overrides: [model=mlp, benchmark=split_classification, benchmark.source=npz,"
+                   " benchmark.path=data/digits.npz]\ngrid:\n  seed: [1]\n")
+    (trial,) = expand(load_sweep(npz), npz, "sid")
+    assert trial.config["benchmark"]["path"] == str((tmp_path / "data" / "digits.npz").resolve())
 
 def test_a_bad_value_of_a_later_axis_names_that_axis_line(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"

@@ -18,7 +18,8 @@ SHIPPED = sorted(path.name for path in (Path(__file__).resolve().parents[3] / "s
 
 def test_the_shipped_sweeps_are_all_here() -> None:
     assert {"toy_ablation.yaml", "toy_smoke.yaml", "toy_ablation_gpu.yaml", "instruction_ablation.yaml",
-            "toy_methods.yaml", "instruction_methods.yaml", "toy_ewc_lambda.yaml"} <= set(SHIPPED)
+            "toy_methods.yaml", "instruction_methods.yaml", "toy_ewc_lambda.yaml", "split_mnist.yaml",
+            "split_mnist_200.yaml", "split_mnist_ewc_lambda.yaml"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -37,11 +38,27 @@ def test_shipped_sweeps_validate(repo_root: Path, name: str) -> None:
 def test_the_comparison_sweeps_have_five_seeds_and_every_method(repo_root: Path) -> None:
     from biollm_core.methods import METHOD_NAMES
 
-    for name in ("toy_methods.yaml", "instruction_methods.yaml"):
+    for name in ("toy_methods.yaml", "instruction_methods.yaml", "split_mnist.yaml"):
         spec = load_sweep(repo_root / "sweeps" / name)
         assert len(spec.grid["seed"]) >= 5, name  # the brief: at least 5 seeds for a claim
         names = {value["name"] if isinstance(value, dict) else value for value in spec.grid["method"]}
         assert names == set(METHOD_NAMES), name
+
+
+def test_split_mnist_covers_three_scenarios_at_the_tables_two_memory_sizes(repo_root: Path) -> None:
+    """split_mnist.yaml: every method at 1,100 samples; split_mnist_200.yaml: the rehearsal methods at
+    200, with every other setting the same (so the two memory sizes compare like for like)."""
+    main, small = (load_sweep(repo_root / "sweeps" / name) for name in ("split_mnist.yaml", "split_mnist_200.yaml"))
+    for spec in (main, small):
+        assert spec.grid["benchmark.scenario"] == ["task", "domain", "class"] and len(spec.grid["seed"]) == 5
+    assert small.grid["seed"] == main.grid["seed"] and set(small.grid["method"]) == {"er", "derpp", "cls"}
+    assert "replay.capacity=1100" in main.base.overrides and "replay.capacity=200" in small.base.overrides
+    same = [o for o in main.base.overrides if not o.startswith("replay.capacity")]
+    assert same == [o for o in small.base.overrides if not o.startswith("replay.capacity")]
+    trials = expand(main, repo_root / "sweeps" / "split_mnist.yaml", "sid")
+    assert len(trials) == 3 * 8 * 5
+    rehearsal = {t.config["replay"]["capacity"] for t in trials if t.method in ("er", "derpp", "cls")}
+    assert rehearsal == {1100}
 
 
 def test_seed_spellings_of_the_comparison() -> None:
