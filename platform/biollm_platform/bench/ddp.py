@@ -47,7 +47,7 @@ def time_rank(*, distributed: Any, overrides: list[str], steps: int, warmup: int
     precision = builders.build_precision(config, device)
     bench = builders.build_benchmark(config)
     heldout = bench.heldout(0)
-    context = MethodContext(bench, device, precision, heldout.input_ids.shape[1], heldout.attention_mask is not None, dp)
+    context = MethodContext(bench, device, precision, heldout.labels.shape[1], heldout.attention_mask is not None, dp)
     method = build_method(config, context)
     B = config.train.batch_size
     dp.check_divisible("train.batch_size", B)

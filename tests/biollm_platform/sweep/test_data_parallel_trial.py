@@ -1,26 +1,21 @@
 """A data-parallel trial on real Ray: 2 Train workers (gloo, 1 CPU each) against the 1-worker reference.
 
-One sweep shows three things, to keep the suite short: the 2-worker trial's figures equal the 1-worker
-reference run's (same global batch), its worker group restarts from the last checkpoint when one
-worker dies (rank 1 exits at step 7; the figures are still equal), and it writes one set of artifacts
-(rank 1 only its own part of each checkpoint).
+One trial of the session's 2-worker sweep (``two_worker_sweep``) shows three things: its figures equal
+the 1-worker reference run's (same global batch), its worker group restarts from the last checkpoint
+when one worker dies (rank 1 exits at step 7; the figures are still equal), and it writes one set of
+artifacts (rank 1 only its own part of each checkpoint).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from biollm_platform.cli.sweep import app
-from biollm_platform.sweep.extra_sinks import SINKS_ENV
 from biollm_platform.sweep.manifest import read_manifest
 
-from .conftest import figures, tiny_sweep_file
-from .fault_sink import fault_spec
+from .conftest import figures
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -31,20 +26,10 @@ RANK0_FILES = {"validated_config.json", "run_metadata.json", "metrics.jsonl", "s
                "ray_timing.json"}
 
 
-def test_two_workers_match_one_and_survive_losing_one(ray_cluster: str, reference_run: Path, repo_root: Path,
-                                                      tmp_path: Path) -> None:
-    os.environ[SINKS_ENV] = fault_spec("cls-seed7", "exit", 7, on_rank=1)  # read at submit
-    try:
-        sweep_file = tiny_sweep_file(
-            repo_root, tmp_path, grid={"seed": [7], "method": ["cls"]}, retries=1,
-            resources={"workers_per_trial": 2, "cpus_per_worker": 1, "gpus_per_worker": 0},
-        )
-        result = CliRunner().invoke(app, ["submit", str(sweep_file), "--address", ray_cluster])
-    finally:
-        os.environ.pop(SINKS_ENV)
-    assert result.exit_code == 0, result.output
-    (sweep_dir,) = (tmp_path / "sweeps").iterdir()
+def test_two_workers_match_one_and_survive_losing_one(two_worker_sweep: tuple[Path, int, str], reference_run: Path) -> None:
+    sweep_dir, _, output = two_worker_sweep  # the sweep fails (its nosleep trial raises: test_faults)
     trial = sweep_dir / "cls-seed7"
+    assert (trial / "summary.json").is_file(), output
     two, one = figures(trial), figures(reference_run / "cls-seed7")  # W=2 (one worker lost) against W=1
     assert two.keys() == one.keys()
     for name, value in one.items():
