@@ -164,9 +164,10 @@ def wake_step(
         return WakeResult(loss, accuracy, torch.zeros((), device=x.device))
 
     B, dp = x.shape[0], distributed
-    harm = replay.sample(harm_batch_size) if replay is not None and harm_batch_size and len(replay) else None
+    # Data parallel: each rank replays an equal share of the sample's rows (whoever holds them).
+    harm = replay.sample_even(harm_batch_size) if replay is not None and harm_batch_size and len(replay) else None
     inputs, input_mask = x, mask
-    if harm is not None:  # (B + R, T): one pass for the batch and the replayed episodes (R: those this rank holds)
+    if harm is not None:  # (B + R, T): one pass for the batch and the replayed episodes (R: this rank's share)
         inputs = torch.cat([x, harm.input_ids])
         input_mask = None if mask is None else torch.cat([mask.bool(), harm.attention_mask])
     with torch.set_grad_enabled(base_optimizer is not None), precision.autocast():

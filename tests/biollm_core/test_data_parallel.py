@@ -130,7 +130,24 @@ def run_all(distributed: Distributed, methods: list[str], root: str, stop: int) 
     every variant's run, cls stopped at ``stop`` and resumed, and the decision check."""
     return {"methods": run_methods(distributed, methods, root),
             "resumed": run_stopped_then_resumed(distributed, "cls", str(Path(root) / "resumed"), stop),
-            "decisions": decide_apart(distributed)}
+            "decisions": decide_apart(distributed), "even": even_sample(distributed)}
+
+
+def even_sample(distributed: Distributed) -> dict[str, Any]:
+    """This rank's share of a sample of 6 from a buffer fed the rank's halves of 10 global batches (as
+    lists, with the dtypes: tensors would cross processes as shared memory of a process that exits)."""
+    from biollm_core.replay_buffer import ReplayBuffer
+
+    buffer = ReplayBuffer(capacity=20, seq_len=3, vocab_size=10, top_k_experts=0, teacher_storage="none", teacher_topk=1,
+                          device=torch.device("cpu"), seed=3, with_attention_mask=True, distributed=distributed)
+    gen = torch.Generator().manual_seed(0)
+    for step in range(10):
+        ids, mask = torch.randint(0, 10, (4, 3), generator=gen), torch.rand(4, 3, generator=gen) > 0.3
+        rows = distributed.rows(4)
+        buffer.add(input_ids=ids[rows], labels=ids[rows] + 1, attention_mask=mask[rows], task_id=step // 5, step=step)
+    sample = buffer.sample_even(6)
+    parts = {"input_ids": sample.input_ids, "labels": sample.labels, "mask": sample.attention_mask, "task_ids": sample.task_ids}
+    return {name: (value.tolist(), str(value.dtype)) for name, value in parts.items()}
 
 
 def decide_apart(distributed: Distributed) -> list[int]:
@@ -164,6 +181,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]
     methods = list(VARIANTS)
     return root, run_methods(SINGLE, methods, str(root / "w1")), run_group(2, f"{HERE}:run_all", methods=methods,
                                                                            root=str(root / "w2"), stop=10)
+
+
+@pytest.mark.slow
+def test_an_even_sample_gives_each_rank_an_equal_share_of_one_processs_sample(runs) -> None:  # noqa: ANN001
+    whole = even_sample(SINGLE)
+    parts = [rank["even"] for rank in runs[2]]
+    assert [len(p["labels"][0]) for p in parts] == [3, 3]  # whoever holds the episodes
+    for name, (value, dtype) in whole.items():
+        assert parts[0][name][0] + parts[1][name][0] == value, name
+        assert parts[0][name][1] == parts[1][name][1] == dtype, name
 
 
 @pytest.mark.slow
