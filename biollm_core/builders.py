@@ -9,6 +9,7 @@ import torch
 from biollm_core.benchmarks.toy import ToyBenchmark
 from biollm_core.config.schema import CLASSIFICATION_BENCHMARKS, RunConfig
 from biollm_core.device import Precision, configure_precision, maybe_compile
+from biollm_core.distributed import SINGLE, Distributed
 from biollm_core.errors import UserError
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.models.tiny_transformer import TinyTransformer
@@ -149,12 +150,13 @@ def build_hippocampus(cfg: RunConfig, hidden_size: int) -> Hippocampus:
     )
 
 
-def build_replay(cfg: RunConfig, seq_len: int, device: torch.device, with_attention_mask: bool) -> ReplayBuffer:
+def build_replay(cfg: RunConfig, seq_len: int, device: torch.device, with_attention_mask: bool,
+                 distributed: Distributed = SINGLE) -> ReplayBuffer:
     r = cfg.replay
     return ReplayBuffer(
         capacity=r.capacity, seq_len=seq_len, vocab_size=cfg.model.vocab_size, top_k_experts=cfg.experts.top_k,
         teacher_storage=r.teacher_storage, teacher_topk=r.teacher_topk, device=device, seed=cfg.seed + 2,
-        with_attention_mask=with_attention_mask,
+        with_attention_mask=with_attention_mask, distributed=distributed,
     )
 
 

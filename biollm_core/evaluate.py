@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from biollm_core.device import Precision
+from biollm_core.distributed import SINGLE, Distributed
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.protocols import Batch, Neocortex
 
@@ -38,15 +39,21 @@ def evaluate_tasks(
     heldouts: Sequence[Batch],
     batch_size: int,
     precision: Precision,
+    distributed: Distributed = SINGLE,
 ) -> TaskScores:
-    """Token accuracy and mean loss of both models on each held-out set; one host sync at the end."""
+    """Token accuracy and mean loss of both models on each held-out set; one host sync at the end.
+
+    Data parallel: each rank scores its share of every held-out set and the sums are reduced, so every
+    rank gets the figures of the whole sets."""
     totals = []  # per task: (base correct, base loss, combined correct, combined loss, tokens)
     for heldout in heldouts:
         acc = torch.zeros(5, dtype=torch.float64, device=heldout.input_ids.device)
-        for start in range(0, len(heldout), batch_size):
-            x = heldout.input_ids[start : start + batch_size]
-            y = heldout.labels[start : start + batch_size]
-            mask = None if heldout.attention_mask is None else heldout.attention_mask[start : start + batch_size]
+        rows = distributed.rows(len(heldout))
+        for start in range(rows.start, rows.stop, batch_size):
+            stop = min(start + batch_size, rows.stop)
+            x = heldout.input_ids[start:stop]
+            y = heldout.labels[start:stop]
+            mask = None if heldout.attention_mask is None else heldout.attention_mask[start:stop]
             with precision.autocast():
                 hidden = neocortex.encode(x, mask)
                 base = neocortex.decode(hidden, mask)
@@ -55,7 +62,7 @@ def evaluate_tasks(
             cc, cl, _ = _scores(combined, y)
             acc += torch.stack([bc, bl, cc, cl, n]).to(acc.dtype)
         totals.append(acc)
-    rows = torch.stack(totals).cpu().tolist() if totals else []
+    rows = distributed.all_reduce_sum(torch.stack(totals)).cpu().tolist() if totals else []
     tokens = [max(r[4], 1.0) for r in rows]
     return TaskScores(
         base_accuracy=[r[0] / n for r, n in zip(rows, tokens, strict=True)],

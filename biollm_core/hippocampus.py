@@ -77,6 +77,10 @@ class Hippocampus(nn.Module):
         self.register_buffer("drift", torch.zeros(E))  # L2 distance from init, refreshed every drift_interval
         self.register_buffer("ever_used", torch.zeros(E, dtype=torch.bool))
 
+    def expert_parameters(self) -> tuple[nn.Parameter, ...]:
+        """The per-expert parameters (dim 0 = expert): an expert no unit was routed to gets no gradient."""
+        return self.w1, self.b1, self.w2, self.b2
+
     # ---- statistics -------------------------------------------------------------------------------
     def usage_share(self) -> torch.Tensor:
         return self.counts / self.counts.sum().clamp_min(1.0)
@@ -87,7 +91,11 @@ class Hippocampus(nn.Module):
     @torch.no_grad()
     def record_routing(self, indices: torch.Tensor) -> torch.Tensor:
         """Count this step's activations; returns novelty = fraction of chosen experts never used before."""
-        used = torch.bincount(indices.flatten(), minlength=self.num_experts)
+        return self.record_usage(torch.bincount(indices.flatten(), minlength=self.num_experts))
+
+    @torch.no_grad()
+    def record_usage(self, used: torch.Tensor) -> torch.Tensor:
+        """``record_routing`` from (E,) activation counts (data parallel: summed over every rank's shard)."""
         chosen = used > 0
         novelty = (chosen & ~self.ever_used).sum() / chosen.sum().clamp_min(1)
         self.counts += used.to(self.counts.dtype)

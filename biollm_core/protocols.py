@@ -39,6 +39,11 @@ class Batch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
+    def rows(self, index: slice) -> Batch:
+        """The rows ``index`` of this batch (a data-parallel rank's shard), as views."""
+        mask = None if self.attention_mask is None else self.attention_mask[index]
+        return Batch(self.input_ids[index], self.labels[index], self.task_id, mask)
+
     def num_tokens(self) -> int:
         """Input tokens (B * T), or one per example for feature vectors: what ``tokens_per_s`` counts."""
         return len(self) if self.input_ids.is_floating_point() else self.input_ids.numel()

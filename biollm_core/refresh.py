@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from biollm_core.distributed import SINGLE, Distributed
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.protocols import Neocortex
 from biollm_core.replay_buffer import ReplayBuffer
@@ -37,6 +38,31 @@ def absorption_agreement(
     return agree / total.clamp_min(1), total > 0
 
 
+def probe_counts(base_argmax: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, T) base argmax and labels of N probe episodes -> agreeing and supervised tokens, (N,) each."""
+    supervised = labels != -100
+    return ((base_argmax == labels) & supervised).sum(1), supervised.sum(1)
+
+
+@torch.no_grad()
+def sharded_agreement(
+    neocortex: Neocortex, replay: ReplayBuffer, index: torch.Tensor, valid: torch.Tensor, distributed: Distributed
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``absorption_agreement`` on probes spread over ranks: each rank scores the probes it holds and
+    the per-probe token counts are summed, so every rank gets the same agreement (E,) and tested (E,)."""
+    flat = index.flatten()
+    held = replay.held(flat)
+    sample = replay.gather(flat[held])
+    counts = torch.zeros(2, flat.numel(), device=flat.device)
+    if len(sample):
+        base = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
+        agree, total = probe_counts(base.argmax(-1), sample.labels)
+        counts[:, held] = torch.stack([agree, total]).float()
+    counts = distributed.all_reduce_sum(counts).view(2, *index.shape) * valid  # (2, E, P)
+    agree, total = counts.sum(-1)
+    return agree / total.clamp_min(1), total > 0
+
+
 @torch.no_grad()
 def refresh_experts(
     neocortex: Neocortex,
@@ -48,6 +74,7 @@ def refresh_experts(
     probe_episodes: int,
     agreement_threshold: float,
     reset_factor: float,
+    distributed: Distributed = SINGLE,
 ) -> RefreshResult:
     E = hippocampus.num_experts
     if policy == "off":
@@ -56,12 +83,15 @@ def refresh_experts(
         chosen = torch.ones(E, dtype=torch.bool, device=hippocampus.counts.device)
         mean_agreement = float("nan")
     else:
-        index, valid = replay.recent_episodes_of(E, probe_episodes)  # (E, P)
-        sample = replay.gather(index.flatten())
-        base = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
-        shape = (E, index.shape[1], -1)
-        labels = sample.labels.view(shape)
-        agreement, tested = absorption_agreement(base.argmax(-1).view(shape), labels, labels, index, valid)
+        index, valid = replay.recent_episodes_of(E, probe_episodes)  # (E, P): the same slots on every rank
+        if distributed.parallel:
+            agreement, tested = sharded_agreement(neocortex, replay, index, valid, distributed)
+        else:
+            sample = replay.gather(index.flatten())
+            base = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
+            shape = (E, index.shape[1], -1)
+            labels = sample.labels.view(shape)
+            agreement, tested = absorption_agreement(base.argmax(-1).view(shape), labels, labels, index, valid)
         chosen = tested & (agreement >= agreement_threshold)
         mean_agreement = float(agreement[tested].mean()) if bool(tested.any()) else float("nan")
     hippocampus.reset_experts(chosen, reset_factor)

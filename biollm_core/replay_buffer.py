@@ -7,6 +7,13 @@ Inputs: token ids are kept as int32 (C, T); float feature vectors (the classific
 (C, D) in their own dtype. The input storage starts in the token form and takes the form of the first
 batch offered when that differs (one buffer holds one form). ``seq_len`` is the label length L of
 every episode: T for tokens, the output heads for a classifier.
+
+Data parallel (``distributed`` with W ranks): the reservoir stays one global buffer of ``capacity``
+slots. Every rank draws the same slot decisions and samples from the same generator over the same
+global batches, so which episodes the buffer holds and which a sample draws do not depend on W; the
+slot/step/task/expert records (small) are kept by every rank, and an episode's payload (inputs, labels,
+teacher) only by the rank that saw it (``replay_shard.py``). A sample then gives each rank the drawn
+episodes it holds, in the sample's order; ``ReplaySample.positions`` says where they stand in it.
 """
 
 from __future__ import annotations
@@ -14,6 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from biollm_core.distributed import SINGLE, Distributed
+from biollm_core.replay_shard import ShardMap, initial_rows
+
+PAYLOAD = ("input_ids", "labels", "attention_mask", "teacher", "teacher_indices")  # on the rank that saw it
 
 
 @dataclass
@@ -24,6 +36,16 @@ class ReplaySample:
     teacher: torch.Tensor | None  # (B, T, V) or (B, T, K) logits; None when the buffer keeps no teachers
     teacher_indices: torch.Tensor | None  # (B, T, K) vocabulary ids of a top-k teacher
     task_ids: torch.Tensor  # (B,)
+    positions: torch.Tensor | None = None  # (B,) places of these rows in a sample drawn across ranks (None: all of it)
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def leading(self, count: int) -> int:
+        """How many of these rows are among the sample's first ``count`` (they lead it, in order)."""
+        if self.positions is None:
+            return min(count, len(self))
+        return int((self.positions < count).sum())
 
 
 def reservoir_slots(n_seen: int, batch: int, capacity: int, generator: torch.Generator) -> list[tuple[int, int]]:
@@ -55,37 +77,47 @@ class ReplayBuffer:
         device: torch.device,
         seed: int,
         with_attention_mask: bool,
+        distributed: Distributed = SINGLE,
     ) -> None:
         self.capacity, self.teacher_storage = capacity, teacher_storage
         self.teacher_topk = min(teacher_topk, vocab_size)
         self.n_seen = 0
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)  # the same on every rank: shared slot decisions
+        self.distributed = distributed
+        self.shard = ShardMap(capacity, initial_rows(capacity, distributed.world_size)) if distributed.parallel else None
         C, T = capacity, seq_len
+        L = capacity if self.shard is None else self.shard.rows  # local payload rows
         width = vocab_size if teacher_storage == "full" else self.teacher_topk
         index_dtype = torch.int16 if vocab_size <= 32767 else torch.int32
         self.tensors: dict[str, torch.Tensor] = {
-            "input_ids": torch.zeros(C, T, dtype=torch.int32, device=device),  # replaced by (C, D) for features
-            "labels": torch.full((C, T), -100, dtype=torch.int32, device=device),
+            "input_ids": torch.zeros(L, T, dtype=torch.int32, device=device),  # replaced by (L, D) for features
+            "labels": torch.full((L, T), -100, dtype=torch.int32, device=device),
             "task_ids": torch.zeros(C, dtype=torch.int32, device=device),
             "steps": torch.full((C,), -1, dtype=torch.int64, device=device),
         }
         if top_k_experts:
             self.tensors["experts"] = torch.full((C, top_k_experts), -1, dtype=torch.int16, device=device)
         if teacher_storage != "none":
-            self.tensors["teacher"] = torch.zeros(C, T, width, dtype=torch.float16, device=device)
+            self.tensors["teacher"] = torch.zeros(L, T, width, dtype=torch.float16, device=device)
         if teacher_storage == "topk":
-            self.tensors["teacher_indices"] = torch.zeros(C, T, width, dtype=index_dtype, device=device)
+            self.tensors["teacher_indices"] = torch.zeros(L, T, width, dtype=index_dtype, device=device)
         if with_attention_mask:
-            self.tensors["attention_mask"] = torch.zeros(C, T, dtype=torch.bool, device=device)
+            self.tensors["attention_mask"] = torch.zeros(L, T, dtype=torch.bool, device=device)
 
     def __len__(self) -> int:
+        """Episodes in the (global) buffer."""
         return min(self.n_seen, self.capacity)
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+        """Bytes of the whole buffer, all ranks' shards together (the same at every world size)."""
+        return self.bytes_per_episode() * self.capacity
 
     def bytes_per_episode(self) -> int:
-        return self.nbytes() // self.capacity
+        return sum(t[0].numel() * t.element_size() for t in self.tensors.values())
+
+    def local_nbytes(self) -> int:
+        """Bytes this rank allocated (its payload rows and the shared per-slot records)."""
+        return sum(t.numel() * t.element_size() for t in self.tensors.values())
 
     @torch.no_grad()
     def add(
@@ -100,12 +132,18 @@ class ReplayBuffer:
         experts: torch.Tensor | None = None,
     ) -> None:
         """Offer every sequence of a batch as an episode; the teacher is the (B, T, V) combined logits
-        (None, and no experts, for a buffer that keeps neither: ``teacher_storage="none"``, no experts)."""
-        B = input_ids.shape[0]
+        (None, and no experts, for a buffer that keeps neither: ``teacher_storage="none"``, no experts).
+
+        Data parallel: the arguments are this rank's shard of the global batch (equal shards), except
+        ``experts``, which covers the whole global batch (every rank keeps every slot's experts)."""
+        B = input_ids.shape[0] * self.distributed.world_size
         self._fit_inputs(input_ids)
         pairs = reservoir_slots(self.n_seen, B, self.capacity, self.generator)
         self.n_seen += B
         if not pairs:
+            return
+        if self.shard is not None:
+            self._add_shard(pairs, input_ids, labels, attention_mask, task_id, step, teacher_logits, experts)
             return
         device = self.tensors["input_ids"].device
         row_list, slot_list = [i for i, _ in pairs], [s for _, s in pairs]
@@ -129,6 +167,48 @@ class ReplayBuffer:
             return
         self.write_teachers(slots, teacher_logits[rows])
 
+    def _add_shard(self, pairs: list[tuple[int, int]], input_ids: torch.Tensor, labels: torch.Tensor,
+                   attention_mask: torch.Tensor | None, task_id: int, step: int, teacher_logits: torch.Tensor | None,
+                   experts: torch.Tensor | None) -> None:
+        """The data-parallel ``add``: every rank records every slot; the owner of an episode stores it."""
+        t, b, rank = self.tensors, input_ids.shape[0], self.distributed.rank
+        device = t["steps"].device
+        slots = torch.tensor([s for _, s in pairs], device=device)
+        t["task_ids"][slots] = task_id
+        t["steps"][slots] = step
+        if "experts" in t:
+            t["experts"][slots] = experts[torch.tensor([i for i, _ in pairs], device=device)].to(torch.int16)
+        local, rows = [], []
+        for i, slot in pairs:
+            row = self.shard.assign(slot, i // b == rank)
+            if row == -1:
+                self._grow()
+                row = self.shard.assign(slot, True)
+            if row is not None:
+                local.append(i - rank * b)
+                rows.append(row)
+        if not rows:
+            return
+        src, dst = torch.tensor(local, device=device), torch.tensor(rows, device=device)
+        t["input_ids"][dst] = input_ids[src].to(t["input_ids"].dtype)
+        t["labels"][dst] = labels[src].to(torch.int32)
+        if attention_mask is not None and "attention_mask" in t:
+            t["attention_mask"][dst] = attention_mask[src].bool()
+        if self.teacher_storage != "none":
+            self.write_teachers(dst, teacher_logits[src])
+
+    def _grow(self) -> None:
+        """A quarter more local rows (never more than the capacity): the draws handed this rank more."""
+        rows = min(self.capacity, self.shard.rows + max(1, self.shard.rows // 4))
+        for name in PAYLOAD:
+            if name in self.tensors:
+                old = self.tensors[name]
+                fill = -100 if name == "labels" else 0
+                grown = torch.full((rows, *old.shape[1:]), fill, dtype=old.dtype, device=old.device)
+                grown[: old.shape[0]] = old
+                self.tensors[name] = grown
+        self.shard.grow(rows)
+
     @torch.no_grad()
     def write_teachers(self, slots: torch.Tensor | slice, logits: torch.Tensor) -> None:
         """Store (N, T, V) logits as the teachers of ``slots`` (top-k or full, fp16)."""
@@ -141,7 +221,7 @@ class ReplayBuffer:
             t["teacher"][slots] = logits.half()
 
     def teacher_argmax(self, index: torch.Tensor | slice) -> torch.Tensor:
-        """(N, T) the stored teachers' argmax (top-k storage keeps them sorted: entry 0 is the argmax)."""
+        """(N, T) the stored teachers' argmax at local rows ``index`` (top-k storage keeps them sorted: entry 0 is the argmax)."""
         if self.teacher_storage == "topk":
             return self.tensors["teacher_indices"][index][..., 0].long()
         return self.tensors["teacher"][index].float().argmax(-1)
@@ -155,27 +235,87 @@ class ReplayBuffer:
         if self.n_seen:
             raise ValueError(f"the replay buffer holds inputs of shape {tuple(store.shape[1:])} ({store.dtype}); "
                              f"got {tuple(input_ids.shape[1:])} ({input_ids.dtype})")
-        self.tensors["input_ids"] = torch.zeros((self.capacity, *input_ids.shape[1:]), dtype=dtype, device=store.device)
+        self.tensors["input_ids"] = torch.zeros((store.shape[0], *input_ids.shape[1:]), dtype=dtype, device=store.device)
 
     def sample(self, batch_size: int) -> ReplaySample:
-        """A shuffled batch drawn uniformly without replacement (with replacement if the buffer is smaller)."""
+        """A shuffled batch drawn uniformly without replacement (with replacement if the buffer is smaller).
+
+        Data parallel: the same draw on every rank; each gets the drawn episodes it holds."""
         size = len(self)
         if size >= batch_size:
             index = torch.randperm(size, generator=self.generator)[:batch_size]
         else:
             index = torch.randint(0, size, (batch_size,), generator=self.generator)
-        return self.gather(index.to(self.tensors["input_ids"].device))
+        if self.shard is None:
+            return self.gather(index.to(self.tensors["input_ids"].device))
+        rows = torch.tensor([self.shard.row_of[s] for s in index.tolist()])
+        held = (rows >= 0).nonzero().flatten()
+        sample = self.gather_rows(rows[held].to(self.tensors["input_ids"].device))
+        sample.positions = held.to(sample.input_ids.device)
+        return sample
+
+    def sample_even(self, batch_size: int) -> ReplaySample:
+        """``sample(batch_size)`` cut into equal shares of rows, one per rank, whoever holds them: rank r
+        gets the sample's rows ``distributed.rows(batch_size)``. Its inputs, labels, masks and task ids
+        (not its teachers: ``teacher`` is None) travel in one all-reduce from the ranks that hold them,
+        so no rank waits on another with more rows (a sample split by holder is uneven: 3 and 1 of 4
+        half the time at W = 2). W = 1: ``sample(batch_size)``."""
+        sample = self.sample(batch_size)
+        if self.shard is None:
+            return sample
+        t, dp = self.tensors, self.distributed
+        features, T = t["input_ids"].shape[1:].numel(), t["labels"].shape[1]
+        masked = sample.attention_mask is not None
+        pieces = [sample.input_ids.flatten(1), sample.labels, *([sample.attention_mask] if masked else []),
+                  sample.task_ids.unsqueeze(1)]
+        pack = torch.zeros(batch_size, sum(p.shape[1] for p in pieces), dtype=torch.float64, device=sample.labels.device)
+        pack[sample.positions] = torch.cat([p.double() for p in pieces], 1)  # float64: ids and float32 features exactly
+        mine = dp.all_reduce_sum(pack)[dp.rows(batch_size)]
+        inputs, labels, rest = mine.split([features, T, mine.shape[1] - features - T], 1)
+        floats = t["input_ids"].is_floating_point()
+        return ReplaySample(
+            input_ids=inputs.to(t["input_ids"].dtype).view(-1, *t["input_ids"].shape[1:]) if floats else inputs.long(),
+            labels=labels.long(),
+            attention_mask=rest[:, :T].bool() if masked else None,
+            teacher=None,
+            teacher_indices=None,
+            task_ids=rest[:, -1].to(t["task_ids"].dtype),
+            positions=torch.arange(batch_size, device=mine.device)[dp.rows(batch_size)],
+        )
 
     def gather(self, index: torch.Tensor) -> ReplaySample:
+        """The episodes at slots ``index`` that this rank holds (all of them at W = 1), in that order."""
+        if self.shard is None:
+            return self.gather_rows(index)
+        rows = torch.tensor([self.shard.row_of[s] for s in index.tolist()], dtype=torch.long)
+        return self.gather_rows(rows[rows >= 0].to(self.tensors["input_ids"].device))
+
+    def held(self, index: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: whether this rank holds the episode at each slot of ``index``."""
+        if self.shard is None:
+            return torch.ones(index.shape, dtype=torch.bool, device=index.device)
+        return torch.tensor([self.shard.row_of[s] >= 0 for s in index.tolist()], dtype=torch.bool, device=index.device)
+
+    def local_rows(self) -> torch.Tensor:
+        """The local rows holding episodes, in slot order (W = 1: every filled slot)."""
+        device = self.tensors["input_ids"].device
+        if self.shard is None:
+            return torch.arange(len(self), device=device)
+        return torch.tensor([r for r in self.shard.row_of if r >= 0], dtype=torch.long, device=device)
+
+    def gather_rows(self, rows: torch.Tensor) -> ReplaySample:
+        """The episodes in local rows ``rows``."""
         t = self.tensors
-        inputs = t["input_ids"][index]
+        slots = rows if self.shard is None else torch.tensor([self.shard.slot_of[r] for r in rows.tolist()], dtype=torch.long,
+                                                             device=rows.device)
+        inputs = t["input_ids"][rows]
         return ReplaySample(
             input_ids=inputs if inputs.is_floating_point() else inputs.long(),
-            labels=t["labels"][index].long(),
-            attention_mask=t["attention_mask"][index] if "attention_mask" in t else None,
-            teacher=t["teacher"][index] if "teacher" in t else None,
-            teacher_indices=t["teacher_indices"][index].long() if "teacher_indices" in t else None,
-            task_ids=t["task_ids"][index],
+            labels=t["labels"][rows].long(),
+            attention_mask=t["attention_mask"][rows] if "attention_mask" in t else None,
+            teacher=t["teacher"][rows] if "teacher" in t else None,
+            teacher_indices=t["teacher_indices"][rows].long() if "teacher_indices" in t else None,
+            task_ids=t["task_ids"][slots],
         )
 
     def recent_episodes_of(self, num_experts: int, per_expert: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -188,11 +328,21 @@ class ReplayBuffer:
         return top_index, top_score >= 0
 
     def state_dict(self) -> dict:
-        return {"n_seen": self.n_seen, "generator": self.generator.get_state(), **{f"t.{k}": v for k, v in self.tensors.items()}}
+        """This rank's buffer: the shared records, its own payload rows and (data parallel) its slot map."""
+        # Data parallel: rank_local marks this rank's own state (rank_state.py checkpoints it per rank).
+        shard = {} if self.shard is None else {"rank_local": True, "shard": self.shard.state_dict()}
+        return {"n_seen": self.n_seen, "generator": self.generator.get_state(), **shard,
+                **{f"t.{k}": v for k, v in self.tensors.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.n_seen = int(state["n_seen"])
         self.generator.set_state(state["generator"])
+        if self.shard is not None:
+            self.shard = ShardMap.from_state(self.capacity, state["shard"])
+            for k in PAYLOAD:
+                if k in self.tensors and self.tensors[k].shape[0] != self.shard.rows:
+                    old = self.tensors[k]
+                    self.tensors[k] = torch.empty((self.shard.rows, *old.shape[1:]), dtype=old.dtype, device=old.device)
         for k, v in list(self.tensors.items()):
             saved = state[f"t.{k}"]
             if k == "input_ids" and (saved.shape != v.shape or saved.dtype != v.dtype):  # feature inputs

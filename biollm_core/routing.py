@@ -40,8 +40,12 @@ def top_k_routing(probs: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tens
 
 def routing_regulariser(probs: torch.Tensor) -> torch.Tensor:
     """(N, E) probabilities -> scalar ``mean_e (mean_n p_e - 1/E)^2`` (0 when the load is balanced)."""
-    num_experts = probs.shape[-1]
-    return (probs.mean(dim=0) - 1.0 / num_experts).pow(2).mean()
+    return routing_regulariser_of_mean(probs.mean(dim=0))
+
+
+def routing_regulariser_of_mean(mean_probs: torch.Tensor) -> torch.Tensor:
+    """(E,) mean routing probabilities -> scalar ``mean_e (p_e - 1/E)^2``."""
+    return (mean_probs - 1.0 / mean_probs.shape[-1]).pow(2).mean()
 
 
 def usage_entropy(counts: torch.Tensor) -> torch.Tensor:

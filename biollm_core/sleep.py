@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from biollm_core.device import Precision
 from biollm_core.distillation import distillation_loss
+from biollm_core.distributed import SINGLE, Distributed
 from biollm_core.ewc import add_ewc_gradient, ewc_penalty, fisher_scale, update_fisher
 from biollm_core.protocols import Neocortex
 from biollm_core.replay_buffer import ReplayBuffer, ReplaySample
@@ -49,6 +50,7 @@ class SleepStats:
     skipped: int
     distill_kl: float  # mean over the cycle
     ewc_penalty: float  # at the last step
+    samples: int = 0  # replayed episodes through this rank's forward passes
 
 
 @dataclass
@@ -74,18 +76,30 @@ def pseudo_samples(
     combined: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
     generator: torch.Generator,
 ) -> ReplaySample:
-    """Replace the first ``count`` episodes by pseudo-samples labelled by the current combined model.
+    """Replace the sample's first ``count`` episodes by pseudo-samples labelled by the current combined model.
 
     ``random`` draws fresh tokens at the supervised positions; ``perturb`` replaces each of them with
-    probability ``perturb_prob``. Unsupervised positions (task cues, prompts) are kept.
+    probability ``perturb_prob``. Unsupervised positions (task cues, prompts) are kept. Data parallel:
+    the noise is drawn for the whole sample's first ``count`` rows on every rank (the same draws as
+    one process), and each rank applies the rows it holds.
     """
     ids = sample.input_ids.clone()
+    T = ids.shape[1]
+    noise = torch.randint(0, vocab_size, (count, T), generator=generator)
+    keep = torch.rand((count, T), generator=generator) < perturb_prob if kind == "perturb" else None
+    count = sample.leading(count)  # the pseudo rows this rank holds (they lead its rows)
+    if sample.positions is not None:
+        chosen = sample.positions[:count].cpu()
+        noise = noise[chosen]
+        keep = None if keep is None else keep[chosen]
     head = ids[:count]
     supervised = sample.labels[:count] != -100
-    noise = torch.randint(0, vocab_size, head.shape, generator=generator).to(ids.device)
-    if kind == "perturb":
-        supervised &= torch.rand(head.shape, generator=generator).to(ids.device) < perturb_prob
-    ids[:count] = torch.where(supervised, noise, head)
+    if keep is not None:
+        supervised &= keep.to(ids.device)
+    ids[:count] = torch.where(supervised, noise.to(ids.device), head)
+    if count == 0:
+        return ReplaySample(ids, sample.labels, sample.attention_mask, sample.teacher, sample.teacher_indices,
+                            sample.task_ids, sample.positions)
     with torch.no_grad():
         logits = combined(ids[:count], None if sample.attention_mask is None else sample.attention_mask[:count])
     teacher, indices = sample.teacher.clone(), sample.teacher_indices
@@ -95,19 +109,26 @@ def pseudo_samples(
         values, top = logits.float().topk(indices.shape[-1], dim=-1)
         teacher[:count], indices = values.to(teacher.dtype), indices.clone()
         indices[:count] = top
-    return ReplaySample(ids, sample.labels, sample.attention_mask, teacher, indices, sample.task_ids)
+    return ReplaySample(ids, sample.labels, sample.attention_mask, teacher, indices, sample.task_ids, sample.positions)
 
 
 def sleep_loss(
-    student: torch.Tensor, sample: ReplaySample, temperature: float, label_weight: float, pseudo_rows: int = 0
+    student: torch.Tensor, sample: ReplaySample, temperature: float, label_weight: float, pseudo_rows: int = 0,
+    distributed: Distributed = SINGLE, total: int = 0, pseudo_total: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, mean KL): the distillation loss of (B, T, V) student logits against the sample's teachers,
     plus ``label_weight`` times the cross-entropy on the stored labels of rows ``pseudo_rows:`` (pseudo
-    samples' labels do not fit their perturbed inputs)."""
+    samples' labels do not fit their perturbed inputs).
+
+    Data parallel: ``sample`` holds this rank's rows of a sample of ``total`` (``pseudo_total`` of them
+    pseudo-samples); each term is this rank's share of the whole sample's."""
+    dp = distributed
     loss, kl = distillation_loss(student, sample.teacher, sample.labels != -100, sample.teacher_indices, temperature)
+    loss, kl = dp.share(loss, len(sample), total), dp.share(kl, len(sample), total)
     if label_weight > 0 and pseudo_rows < student.shape[0]:
         labelled = student[pseudo_rows:].float().flatten(0, 1)
-        loss = loss + label_weight * F.cross_entropy(labelled, sample.labels[pseudo_rows:].flatten(), ignore_index=-100)
+        label_loss = F.cross_entropy(labelled, sample.labels[pseudo_rows:].flatten(), ignore_index=-100)
+        loss = loss + label_weight * dp.share(label_loss, len(sample) - pseudo_rows, total - pseudo_total)
     return loss, kl
 
 
@@ -131,6 +152,8 @@ def sleep_step(
     *,
     report_penalty: bool = False,
     pseudo_rows: int = 0,
+    distributed: Distributed = SINGLE,
+    pseudo_total: int = 0,
 ) -> SleepStepResult:
     """Distil ``sample``'s teachers into the neocortex alone, with online Fisher and the EWC gradient.
 
@@ -138,15 +161,29 @@ def sleep_step(
     labels of the episodes (the first ``pseudo_rows`` are pseudo-samples, whose labels do not fit their
     perturbed inputs: they are distilled only). The consolidated parameters must have ``requires_grad``
     on (``sleep_cycle`` sees to it).
+
+    Data parallel: ``sample`` is this rank's part of a sample of ``settings.batch_size`` episodes; the
+    gradients are summed over ranks before the Fisher, the EWC term and the step see them, so every
+    rank updates the Fisher from the gradient of the whole sample. Whether the step is skipped is
+    decided on the summed loss, alike on every rank.
     """
-    params = ewc.params
-    with precision.autocast():
-        student = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
-    loss, kl = sleep_loss(student, sample, settings.temperature, settings.label_weight, pseudo_rows)
-    if not torch.isfinite(loss):  # one host sync per sleep step: the price of never stepping on NaN
-        return SleepStepResult(False, None, None)
+    params, dp = ewc.params, distributed
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
+    if len(sample):
+        with precision.autocast():
+            student = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
+        loss, kl = sleep_loss(student, sample, settings.temperature, settings.label_weight, pseudo_rows,
+                              dp, settings.batch_size, pseudo_total)
+        if not dp.parallel and not torch.isfinite(loss):  # one host sync per sleep step: never step on NaN
+            return SleepStepResult(False, None, None)
+        scaler.scale(loss).backward()
+    else:  # this rank holds none of the sample: it adds zero gradients to the sum
+        loss = kl = torch.zeros((), device=params[0].device)
+    if dp.parallel:
+        loss, kl = dp.sum_gradients(params, [loss.detach(), kl.detach()])
+        if not torch.isfinite(loss):  # the summed loss: every rank skips alike
+            optimizer.zero_grad(set_to_none=True)
+            return SleepStepResult(False, None, None)
     scaler.unscale_(optimizer)
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     if scaler.is_enabled() and not bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()):
@@ -195,20 +232,23 @@ def sleep_cycle(
     precision: Precision,
     combined: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
     generator: torch.Generator,
+    distributed: Distributed = SINGLE,
 ) -> SleepStats:
     """``num_steps`` consolidation steps, then the anchor is re-taken. The neocortex trains only here."""
-    kl_sum, updates, skipped = None, 0, 0
+    kl_sum, updates, skipped, samples = None, 0, 0, 0
     penalty = None
     n_pseudo = int(round(settings.pseudo_ratio * settings.batch_size))
     with trainable(ewc.params):
         for index in range(num_steps):
-            sample = replay.sample(settings.batch_size)
+            sample = replay.sample(settings.batch_size)  # data parallel: the drawn episodes this rank holds
             if n_pseudo:
                 sample = pseudo_samples(
                     sample, n_pseudo, neocortex.vocab_size, settings.pseudo_kind, settings.perturb_prob, combined, generator
                 )
             result = sleep_step(neocortex, optimizer, scaler, sample, ewc, settings, precision,
-                                report_penalty=index == num_steps - 1, pseudo_rows=n_pseudo)
+                                report_penalty=index == num_steps - 1, pseudo_rows=sample.leading(n_pseudo),
+                                distributed=distributed, pseudo_total=n_pseudo)
+            samples += len(sample)
             if not result.updated:
                 skipped += 1
                 continue
@@ -219,7 +259,7 @@ def sleep_cycle(
     return SleepStats(
         steps=num_steps, updates=updates, skipped=skipped,
         distill_kl=0.0 if kl_sum is None else float(kl_sum) / max(updates, 1),
-        ewc_penalty=0.0 if penalty is None else float(penalty),
+        ewc_penalty=0.0 if penalty is None else float(penalty), samples=samples,
     )
 
 
@@ -229,13 +269,13 @@ def refresh_teachers(
 ) -> int:
     """Replace each stored teacher by the combined model's logits where those are more accurate on the
     episode's labels (spec §5: a task's first episodes keep the wrong teachers of a hippocampus that had
-    not learned it yet). Returns how many teachers were replaced."""
+    not learned it yet). Returns how many teachers this rank replaced (each rank refreshes the episodes
+    it holds; the decision is per episode)."""
     replaced = 0
-    size = len(replay)
-    device = replay.tensors["input_ids"].device
-    for start in range(0, size, batch_size):
-        index = torch.arange(start, min(start + batch_size, size), device=device)
-        sample = replay.gather(index)
+    rows = replay.local_rows()
+    for start in range(0, len(rows), batch_size):
+        index = rows[start : start + batch_size]
+        sample = replay.gather_rows(index)
         supervised = sample.labels != -100
         logits = combined(sample.input_ids, sample.attention_mask)
         now = ((logits.argmax(-1) == sample.labels) & supervised).sum(1)  # (N,) correct tokens

@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from biollm_core.device import Precision
+from biollm_core.distributed import SINGLE, Distributed
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.protocols import Batch, Neocortex
 from biollm_core.replay_buffer import ReplayBuffer
-from biollm_core.routing import routing_regulariser
+from biollm_core.routing import routing_regulariser, routing_regulariser_of_mean
 
 
 @dataclass
@@ -21,6 +22,7 @@ class WakeResult:
     task_loss: torch.Tensor  # scalar: cross-entropy of the combined logits
     accuracy: torch.Tensor  # scalar: token accuracy of the combined logits
     novelty: torch.Tensor  # scalar: fraction of this step's experts never used before
+    replayed: int = 0  # replayed (do-no-harm) episodes through this rank's forward pass
 
 
 def token_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -28,6 +30,65 @@ def token_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     mask = labels != -100
     correct = (logits.argmax(-1) == labels) & mask
     return correct.sum() / mask.sum().clamp_min(1)
+
+
+def batch_figures(
+    distributed: Distributed, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, token accuracy) on the global batch from this rank's shard (its mean ``loss`` over its tokens)."""
+    accuracy = token_accuracy(logits, labels)
+    if not distributed.parallel:
+        return loss, accuracy
+    tokens = (labels != -100).sum().double()
+    total = distributed.all_reduce_sum(torch.stack([loss.detach().double() * tokens, accuracy.double() * tokens, tokens]))
+    return (total[0] / total[2].clamp_min(1)).float(), (total[1] / total[2].clamp_min(1)).float()
+
+
+def optimizer_params(*optimizers: torch.optim.Optimizer | None) -> list[torch.nn.Parameter]:
+    """Every parameter the optimizers step (the gradients data parallelism must sum)."""
+    return [p for opt in optimizers if opt is not None for group in opt.param_groups for p in group["params"]]
+
+
+@dataclass
+class GlobalStats:
+    """The wake step's batch statistics over every rank's shard (what one process would have seen)."""
+
+    task_loss: torch.Tensor  # scalar: cross-entropy over the global batch's supervised tokens
+    accuracy: torch.Tensor  # scalar
+    mean_probs: torch.Tensor  # (E,) mean routing probabilities, carrying this rank's gradient
+    used: torch.Tensor  # (E,) activations per expert
+    episode_experts: torch.Tensor  # (W * b, k) every episode's experts, in global row order
+    trained: torch.Tensor  # (G,) the experts any unit on any rank was routed to (replayed ones too): those with gradients
+
+
+def global_stats(distributed: Distributed, task_loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
+                 probs: torch.Tensor, indices: torch.Tensor, episode_experts: torch.Tensor,
+                 all_indices: torch.Tensor) -> GlobalStats:
+    """One all-gather of this rank's sums: tokens, correct, loss, routing probabilities and choices.
+
+    The routing regulariser is a function of the *global* mean probability: this rank's probabilities
+    keep their graph and the other ranks' sum enters as a constant, so the gradients summed over ranks
+    are the regulariser's gradient on the whole batch."""
+    E = probs.shape[-1]
+    mask = labels != -100
+    tokens = mask.sum()
+    correct = ((logits.argmax(-1) == labels) & mask).sum()
+    used = torch.bincount(indices.flatten(), minlength=E)
+    routed = torch.bincount(all_indices.flatten(), minlength=E)  # the stream's units and the replayed ones
+    head = torch.stack([tokens.float(), correct.float(), task_loss.detach().float() * tokens, torch.tensor(float(probs.shape[0]),
+                        device=probs.device)])
+    local = torch.cat([head, probs.detach().float().sum(0), used.float(), routed.float(),
+                       episode_experts.flatten().float()]).double()
+    every = distributed.all_gather(local)  # (W, 4 + 3E + b*k)
+    total = every.sum(0)
+    others = (total[4 : 4 + E] - local[4 : 4 + E]).float()
+    mean_probs = (probs.float().sum(0) + others) / total[3].float()
+    return GlobalStats(
+        task_loss=(total[2] / total[0].clamp_min(1)).float(), accuracy=(total[1] / total[0].clamp_min(1)).float(),
+        mean_probs=mean_probs, used=total[4 + E : 4 + 2 * E].round().long(),
+        episode_experts=every[:, 4 + 3 * E :].round().long().reshape(-1, episode_experts.shape[-1]),
+        trained=(total[4 + 2 * E : 4 + 3 * E] > 0).nonzero().flatten(),
+    )
 
 
 def reward_scale(accuracy: torch.Tensor, reward_alpha: float) -> torch.Tensor:
@@ -71,6 +132,7 @@ def wake_step(
     harm_weight: float = 0.0,
     teacher_after_step: bool = True,
     gate_weight: float = 0.0,
+    distributed: Distributed = SINGLE,
 ) -> WakeResult:
     """One wake step. ``hippocampus=None`` is the no-hippocampus ablation: nothing fast is trained.
     ``replay=None`` (the nosleep method) stores no episode, so no teacher is decoded after the step.
@@ -94,15 +156,18 @@ def wake_step(
         with torch.no_grad(), precision.autocast():
             logits = neocortex.decode(neocortex.encode(x, mask), mask)
         loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
-        experts = torch.full((x.shape[0], replay.tensors["experts"].shape[1]), -1, dtype=torch.long, device=x.device)
+        rows = x.shape[0] * distributed.world_size  # every episode of the global batch has (no) experts
+        experts = torch.full((rows, replay.tensors["experts"].shape[1]), -1, dtype=torch.long, device=x.device)
         replay.add(input_ids=x, labels=labels, attention_mask=mask, teacher_logits=logits, task_id=batch.task_id, step=step,
                    experts=experts)
-        return WakeResult(loss, token_accuracy(logits, labels), torch.zeros((), device=x.device))
+        loss, accuracy = batch_figures(distributed, loss, logits, labels)
+        return WakeResult(loss, accuracy, torch.zeros((), device=x.device))
 
-    B = x.shape[0]
-    harm = replay.sample(harm_batch_size) if replay is not None and harm_batch_size and len(replay) else None
+    B, dp = x.shape[0], distributed
+    # Data parallel: each rank replays an equal share of the sample's rows (whoever holds them).
+    harm = replay.sample_even(harm_batch_size) if replay is not None and harm_batch_size and len(replay) else None
     inputs, input_mask = x, mask
-    if harm is not None:  # (B + R, T): one pass for the batch and the replayed episodes
+    if harm is not None:  # (B + R, T): one pass for the batch and the replayed episodes (R: this rank's share)
         inputs = torch.cat([x, harm.input_ids])
         input_mask = None if mask is None else torch.cat([mask.bool(), harm.attention_mask])
     with torch.set_grad_enabled(base_optimizer is not None), precision.autocast():
@@ -114,27 +179,46 @@ def wake_step(
     units = routed.probs.shape[0] // inputs.shape[0] * B  # routing units of the stream's batch
     task_loss = F.cross_entropy(logits[:B].float().flatten(0, 1), labels.flatten(), ignore_index=-100)
     accuracy = token_accuracy(logits[:B].detach(), labels)
-    loss = task_loss * reward_scale(accuracy, reward_alpha) if reward_from_correctness else task_loss
-    loss = loss + routing_reg_weight * routing_regulariser(routed.probs[:units].float())
+    if dp.parallel:
+        stats = global_stats(dp, task_loss, logits[:B].detach(), labels, routed.probs[:units], routed.indices[:units],
+                             routed.episode_experts[:B], routed.indices)
+        scale = reward_scale(stats.accuracy, reward_alpha) if reward_from_correctness else 1.0
+        loss = dp.share(task_loss, B, B * dp.world_size) * scale
+        loss = loss + routing_reg_weight * routing_regulariser_of_mean(stats.mean_probs)
+    else:
+        stats = None
+        loss = task_loss * reward_scale(accuracy, reward_alpha) if reward_from_correctness else task_loss
+        loss = loss + routing_reg_weight * routing_regulariser(routed.probs[:units].float())
     if harm is not None:
-        loss = loss + harm_weight * F.cross_entropy(logits[B:].float().flatten(0, 1), harm.labels.flatten(), ignore_index=-100)
+        harm_loss = F.cross_entropy(logits[B:].float().flatten(0, 1), harm.labels.flatten(), ignore_index=-100)
+        loss = loss + harm_weight * dp.share(harm_loss, len(harm), harm_batch_size)
     if gate_weight > 0 and routed.gate_logits is not None:
         all_labels = labels if harm is None else torch.cat([labels, harm.labels])
         with torch.no_grad(), precision.autocast():
             targets = gate_targets(neocortex.decode(hidden.detach(), input_mask), all_labels)
-        loss = loss + gate_weight * gate_loss(routed.gate_logits, targets, input_mask)
+        # A mean over this rank's rows, as its part of the mean over the global batch and replayed episodes.
+        total = B * dp.world_size + (0 if harm is None else harm_batch_size)
+        loss = loss + gate_weight * dp.share(gate_loss(routed.gate_logits, targets, input_mask), len(inputs), total)
     optimizer.zero_grad(set_to_none=True)
     if base_optimizer is not None:
         base_optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
+    # Only the experts the global batch was routed to have gradients: only their rows are summed.
+    routed_rows = None if stats is None else dict.fromkeys(hippocampus.expert_parameters(), stats.trained)
+    dp.sum_gradients(optimizer_params(optimizer, base_optimizer), rows=routed_rows)
     scaler.step(optimizer)
     if base_optimizer is not None:
         scaler.step(base_optimizer)
         hidden = hidden.detach()
     scaler.update()
-    novelty = hippocampus.record_routing(routed.indices[:units])
+    if stats is not None:  # every rank counts every shard's routing: the same router adjustments everywhere
+        task_loss, accuracy = stats.task_loss, stats.accuracy
+        novelty = hippocampus.record_usage(stats.used)
+    else:
+        novelty = hippocampus.record_routing(routed.indices[:units])
+    replayed = 0 if harm is None else len(harm)
     if replay is None:
-        return WakeResult(task_loss.detach(), accuracy, novelty)
+        return WakeResult(task_loss.detach(), accuracy, novelty, replayed)
     if teacher_after_step:
         with torch.no_grad(), precision.autocast():
             # The teacher is the combined model *after* the step. A frozen neocortex is unchanged: reuse hidden.
@@ -144,6 +228,6 @@ def wake_step(
         teacher = logits[:B].detach()
     replay.add(
         input_ids=x, labels=labels, attention_mask=mask, teacher_logits=teacher, task_id=batch.task_id, step=step,
-        experts=routed.episode_experts[:B],
+        experts=routed.episode_experts[:B] if stats is None else stats.episode_experts,
     )
-    return WakeResult(task_loss.detach(), accuracy, novelty)
+    return WakeResult(task_loss.detach(), accuracy, novelty, replayed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from biollm_core.distributed import SINGLE, Distributed
 from biollm_core.methods.registry import INFO, METHOD_NAMES, implementation
 
 if TYPE_CHECKING:
@@ -26,13 +27,14 @@ __all__ = ["INFO", "METHOD_NAMES", "MethodContext", "build_method"]
 @dataclass(frozen=True)
 class MethodContext:
     """What every method is built against: the stream (for joint's i.i.d. batches and EWC's Fisher
-    data), the device and the precision policy."""
+    data), the device, the precision policy and the data-parallel group."""
 
     benchmark: ContinualBenchmark
     device: torch.device
     precision: Precision
     seq_len: int  # L: label positions of every batch and held-out set (T for tokens, output heads for features)
     with_attention_mask: bool  # the benchmark pads (instruction data) and batches carry a mask
+    distributed: Distributed = SINGLE  # data-parallel rank and world size (observe gets this rank's shard)
 
 
 def build_method(config: RunConfig, context: MethodContext) -> ContinualMethod:

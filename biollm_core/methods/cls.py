@@ -19,6 +19,7 @@ from biollm_core import builders
 from biollm_core.config.schema import RunConfig
 from biollm_core.device import Precision
 from biollm_core.distillation import distillation_loss
+from biollm_core.distributed import SINGLE, Distributed
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.methods import MethodContext
 from biollm_core.methods.protocol import MethodSummary, StepInfo, StepOutput
@@ -79,6 +80,7 @@ class ClsLearner:
         self, neocortex: Neocortex, hippocampus: Hippocampus | None, replay: ReplayBuffer, scheduler: SleepScheduler, *,
         fast_opt: torch.optim.Optimizer | None, slow_opt: torch.optim.Optimizer, wake_base_opt: torch.optim.Optimizer | None,
         sleep_settings: SleepSettings, settings: ClsSettings, precision: Precision, seed: int,
+        distributed: Distributed = SINGLE,
     ) -> None:
         self.neocortex, self.hippocampus, self.replay, self.scheduler = neocortex, hippocampus, replay, scheduler
         self.fast_opt, self.slow_opt, self.wake_base_opt = fast_opt, slow_opt, wake_base_opt
@@ -87,6 +89,7 @@ class ClsLearner:
         self.sleep_settings, self.settings, self.precision = sleep_settings, settings, precision
         self.pseudo_generator = torch.Generator().manual_seed(seed + 3)
         self.counters = ClsCounters()
+        self.distributed = distributed
         self._wake: WakeResult | None = None  # the last wake step's result, read by end_of_step
 
     def combined(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -97,16 +100,15 @@ class ClsLearner:
 
     def observe(self, batch: Batch, step: int) -> StepOutput:
         s = self.settings
-        replayed = s.harm_batch_size if self.hippocampus is not None and len(self.replay) else 0  # do-no-harm episodes
         self._wake = wake_step(
             self.neocortex, self.hippocampus, self.fast_opt, self.fast_scaler, self.replay, batch, step, self.precision,
             reward_alpha=s.reward_alpha, reward_from_correctness=s.reward_from_correctness,
             routing_reg_weight=s.routing_reg_weight, base_optimizer=self.wake_base_opt,
             harm_batch_size=s.harm_batch_size, harm_weight=s.harm_weight, teacher_after_step=s.teacher_after_step,
-            gate_weight=s.gate_weight,
+            gate_weight=s.gate_weight, distributed=self.distributed,
         )
         self.scheduler.tick()
-        self.counters.samples_processed += len(batch) + replayed
+        self.counters.samples_processed += len(batch) + (self._wake.replayed if self.hippocampus is not None else 0)
         if self.hippocampus is not None:
             self.counters.wake_updates += 1
             if (step + 1) % s.drift_interval == 0:
@@ -133,7 +135,9 @@ class ClsLearner:
         record.update({"sleep_pressure": pressure, "pressure_saturation": saturation, "pressure_novelty": novelty,
                        "pressure_forgetting": forgetting, "refresh_count": 0})
         if self.hippocampus is not None:
-            value = float(pressure) if self.scheduler.needs_pressure() else 0.0  # a host sync only when it matters
+            # A host sync only when it matters. Data parallel: the pressure's inputs are global already;
+            # the decision is still rank 0's, so the ranks cannot part ways (one sleeping, one awake).
+            value = self.distributed.agree(float(pressure)) if self.scheduler.needs_pressure() else 0.0
             if (sleep_len := self.scheduler.decide(value)) > 0:
                 record["refresh_count"] = self.sleep(sleep_len, info.step)
         record.update({"sleep_count": c.sleep_count, "sleep_steps": c.sleep_steps, "refresh_count_total": c.refresh_count_total,
@@ -143,13 +147,16 @@ class ClsLearner:
     def sleep(self, num_steps: int, step: int) -> int:
         """One sleep cycle of ``num_steps`` consolidation steps, then the refresh; returns experts refreshed."""
         c, s = self.counters, self.settings
+        dp = self.distributed
         if s.teacher_refresh:
-            c.teachers_refreshed += refresh_teachers(self.replay, self.combined, batch_size=256)
+            replaced = refresh_teachers(self.replay, self.combined, batch_size=256)
+            c.teachers_refreshed += int(dp.all_reduce_sum(torch.tensor(replaced)))
         stats = sleep_cycle(self.neocortex, self.slow_opt, self.slow_scaler, self.replay, self.ewc, num_steps,
-                            self.sleep_settings, self.precision, self.combined, self.pseudo_generator)
+                            self.sleep_settings, self.precision, self.combined, self.pseudo_generator, dp)
         refreshed = refresh_experts(
             self.neocortex, self.hippocampus, self.fast_opt, self.replay, policy=s.refresh_policy,
             probe_episodes=s.probe_episodes, agreement_threshold=s.agreement_threshold, reset_factor=s.reset_factor,
+            distributed=dp,
         )
         self.scheduler.slept()
         c.sleep_count += 1
@@ -157,17 +164,20 @@ class ClsLearner:
         c.base_updates_in_sleep += stats.updates
         c.skipped_sleep_steps += stats.skipped
         c.refresh_count_total += refreshed.refreshed
-        c.samples_processed += stats.steps * self.sleep_settings.batch_size
+        c.samples_processed += stats.samples
         c.last_sleep_at = step
         c.last_sleep = {"distill_kl": stats.distill_kl, "ewc_penalty": stats.ewc_penalty,
-                        "base_teacher_kl": base_teacher_kl(self.neocortex, self.replay, self.sleep_settings.batch_size, self.precision),
+                        "base_teacher_kl": base_teacher_kl(self.neocortex, self.replay, self.sleep_settings.batch_size,
+                                                           self.precision, dp),
                         "refresh_agreement": refreshed.mean_agreement}
         return refreshed.refreshed
 
     def consolidate_once(self, sample: ReplaySample) -> None:
-        """One consolidation step on ``sample``, what a sleep cycle repeats (``biollm bench engine`` times it)."""
+        """One consolidation step on ``sample`` (this rank's part of a replay sample), what a sleep cycle
+        repeats (``biollm bench engine`` and ``bench ddp`` time it)."""
         with trainable(self.ewc.params):
-            sleep_step(self.neocortex, self.slow_opt, self.slow_scaler, sample, self.ewc, self.sleep_settings, self.precision)
+            sleep_step(self.neocortex, self.slow_opt, self.slow_scaler, sample, self.ewc, self.sleep_settings, self.precision,
+                       distributed=self.distributed)
 
     def answering_models(self) -> tuple[Neocortex, Hippocampus | None]:
         return self.neocortex, self.hippocampus
@@ -200,13 +210,17 @@ class ClsLearner:
 
 
 @torch.no_grad()
-def base_teacher_kl(neocortex: Neocortex, replay: ReplayBuffer, batch_size: int, precision: Precision) -> float:
-    """KL(teacher || base) on a fresh replay batch after sleep: what is left to consolidate."""
+def base_teacher_kl(neocortex: Neocortex, replay: ReplayBuffer, batch_size: int, precision: Precision,
+                    distributed: Distributed = SINGLE) -> float:
+    """KL(teacher || base) on a fresh replay batch after sleep: what is left to consolidate (data
+    parallel: over the whole batch, each rank scoring the episodes it holds)."""
     sample = replay.sample(batch_size)
-    with precision.autocast():
-        base = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
-    _, kl = distillation_loss(base, sample.teacher, sample.labels != -100, sample.teacher_indices)
-    return float(kl)
+    kl = torch.zeros(())
+    if len(sample):
+        with precision.autocast():
+            base = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
+        _, kl = distillation_loss(base, sample.teacher, sample.labels != -100, sample.teacher_indices)
+    return float(distributed.all_reduce_sum(distributed.share(kl, len(sample), batch_size).cpu()))
 
 
 def build(config: RunConfig, context: MethodContext) -> ClsLearner:
@@ -224,7 +238,8 @@ def build(config: RunConfig, context: MethodContext) -> ClsLearner:
         for p in consolidated:
             p.requires_grad_(True)
         wake_base_opt = builders.adamw(consolidated, lr=c.slow_lr * c.wake_base_lr_scale, weight_decay=c.weight_decay)
-    replay = builders.build_replay(config, context.seq_len, context.device, with_attention_mask=context.with_attention_mask)
+    replay = builders.build_replay(config, context.seq_len, context.device, with_attention_mask=context.with_attention_mask,
+                                   distributed=context.distributed)
     settings = ClsSettings(
         reward_alpha=e.reward_alpha, reward_from_correctness=config.train.reward_from_correctness,
         routing_reg_weight=e.routing_reg_weight, harm_batch_size=config.wake.harm_batch_size, harm_weight=config.wake.harm_weight,
@@ -237,4 +252,4 @@ def build(config: RunConfig, context: MethodContext) -> ClsLearner:
     )
     return ClsLearner(neocortex, hippocampus, replay, builders.build_scheduler(config), fast_opt=fast_opt, slow_opt=slow_opt,
                       wake_base_opt=wake_base_opt, sleep_settings=builders.build_sleep_settings(config), settings=settings,
-                      precision=context.precision, seed=config.seed)
+                      precision=context.precision, seed=config.seed, distributed=context.distributed)

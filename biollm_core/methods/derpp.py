@@ -22,7 +22,6 @@ from biollm_core.methods.protocol import MethodSummary, StepInfo, StepOutput
 from biollm_core.methods.supervised import NeocortexLearner, build_learner, label_loss
 from biollm_core.protocols import Batch, Neocortex
 from biollm_core.replay_buffer import ReplayBuffer, ReplaySample
-from biollm_core.wake import token_accuracy
 
 
 def logit_mse(student: torch.Tensor, sample: ReplaySample) -> torch.Tensor:
@@ -42,24 +41,26 @@ class Derpp:
     def observe(self, batch: Batch, step: int) -> StepOutput:
         if not len(self.replay):
             logits = self.learner.logits(batch.input_ids, batch.attention_mask)  # (B, T, V)
-            task_loss = loss = label_loss(logits, batch.labels)
+            task_loss = label_loss(logits, batch.labels)
+            loss = self.learner.share(task_loss, len(batch))
         else:
             for_logits, for_labels = self.replay.sample(self.replay_batch_size), self.replay.sample(self.replay_batch_size)
             ids = torch.cat([batch.input_ids, for_logits.input_ids, for_labels.input_ids])  # (B + 2R, T): one forward pass
             mask = None
             if batch.attention_mask is not None:
                 mask = torch.cat([batch.attention_mask.bool(), for_logits.attention_mask, for_labels.attention_mask])
-            R = self.replay_batch_size
-            logits, replayed_logits, replayed_labels = self.learner.logits(ids, mask).split([len(batch), R, R])
+            R, share = self.replay_batch_size, self.learner.share  # each term: this rank's part of the global batch's
+            parts = [len(batch), len(for_logits), len(for_labels)]  # data parallel: the replayed rows this rank holds
+            logits, replayed_logits, replayed_labels = self.learner.logits(ids, mask).split(parts)
             task_loss = label_loss(logits, batch.labels)
-            loss = (task_loss + self.alpha * logit_mse(replayed_logits, for_logits)
-                    + self.beta * label_loss(replayed_labels, for_labels.labels))
-            self.samples_processed += 2 * R
+            loss = (share(task_loss, len(batch)) + self.alpha * share(logit_mse(replayed_logits, for_logits), len(for_logits), R)
+                    + self.beta * share(label_loss(replayed_labels, for_labels.labels), len(for_labels), R))
+            self.samples_processed += len(for_logits) + len(for_labels)
         self.samples_processed += len(batch)
         self.learner.step(loss)
         self.replay.add(input_ids=batch.input_ids, labels=batch.labels, attention_mask=batch.attention_mask,
                         task_id=batch.task_id, step=step, teacher_logits=logits.detach())
-        return StepOutput(task_loss.detach(), token_accuracy(logits.detach(), batch.labels))
+        return self.learner.figures(task_loss, logits, batch.labels)
 
     def end_of_step(self, info: StepInfo) -> Mapping[str, Any]:
         return {"replay_size": len(self.replay)}
@@ -82,6 +83,6 @@ class Derpp:
 
 def build(config: RunConfig, context: MethodContext) -> Derpp:
     m = config.method
-    learner = build_learner(config, context.benchmark.input_vocab_size, context.device, context.precision)
+    learner = build_learner(config, context.benchmark.input_vocab_size, context.device, context.precision, context.distributed)
     replay = build_labelled_replay(config, context, teacher_storage=config.replay.teacher_storage)
     return Derpp(learner, replay, alpha=m.alpha, beta=m.beta, replay_batch_size=m.replay_batch_size or config.train.batch_size)

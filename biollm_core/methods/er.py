@@ -19,7 +19,6 @@ from biollm_core.methods.protocol import MethodSummary, StepInfo, StepOutput
 from biollm_core.methods.supervised import NeocortexLearner, build_learner, label_loss
 from biollm_core.protocols import Batch, Neocortex
 from biollm_core.replay_buffer import ReplayBuffer
-from biollm_core.wake import token_accuracy
 
 
 def with_replay(batch: Batch, replay: ReplayBuffer, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -39,14 +38,16 @@ class ExperienceReplay:
         self.samples_processed = 0
 
     def observe(self, batch: Batch, step: int) -> StepOutput:
-        ids, labels, mask = with_replay(batch, self.replay, self.replay_batch_size)  # (B + R, T)
+        ids, labels, mask = with_replay(batch, self.replay, self.replay_batch_size)  # (B + R, T); R: replayed rows held here
         logits = self.learner.logits(ids, mask)  # (B + R, T, V)
-        self.learner.step(label_loss(logits, labels))
+        replayed = self.replay_batch_size if len(self.replay) else 0  # the global batch's replayed rows
+        total = len(batch) * self.learner.distributed.world_size + replayed
+        self.learner.step(self.learner.share(label_loss(logits, labels), ids.shape[0], total))
         self.samples_processed += ids.shape[0]
         current = logits[: len(batch)].detach()
         self.replay.add(input_ids=batch.input_ids, labels=batch.labels, attention_mask=batch.attention_mask,
                         task_id=batch.task_id, step=step)
-        return StepOutput(label_loss(current, batch.labels), token_accuracy(current, batch.labels))
+        return self.learner.figures(label_loss(current, batch.labels), current, batch.labels)
 
     def end_of_step(self, info: StepInfo) -> Mapping[str, Any]:
         return {"replay_size": len(self.replay)}
@@ -73,11 +74,11 @@ def build_labelled_replay(config: RunConfig, context: MethodContext, teacher_sto
     return ReplayBuffer(
         capacity=r.capacity, seq_len=context.seq_len, vocab_size=config.model.vocab_size, top_k_experts=0,
         teacher_storage=teacher_storage, teacher_topk=r.teacher_topk, device=context.device, seed=config.seed + 2,
-        with_attention_mask=context.with_attention_mask,
+        with_attention_mask=context.with_attention_mask, distributed=context.distributed,
     )
 
 
 def build(config: RunConfig, context: MethodContext) -> ExperienceReplay:
-    learner = build_learner(config, context.benchmark.input_vocab_size, context.device, context.precision)
+    learner = build_learner(config, context.benchmark.input_vocab_size, context.device, context.precision, context.distributed)
     replay = build_labelled_replay(config, context, teacher_storage="none")
     return ExperienceReplay(learner, replay, replay_batch_size=config.method.replay_batch_size or config.train.batch_size)

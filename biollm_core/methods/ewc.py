@@ -23,24 +23,30 @@ from biollm_core.methods import MethodContext
 from biollm_core.methods.protocol import MethodSummary, StepInfo, StepOutput
 from biollm_core.methods.supervised import NeocortexLearner, build_learner, label_loss, tensor_bytes
 from biollm_core.protocols import Batch, ContinualBenchmark, Neocortex
-from biollm_core.wake import token_accuracy
 
 
 def empirical_fisher(learner: NeocortexLearner, batches: list[Batch]) -> list[torch.Tensor]:
     """Mean over examples of the squared per-example gradient of their label loss (one backward each).
 
     Each example's loss is its mean cross-entropy over supervised tokens, the scale of the training loss.
+    Data parallel: each rank takes its share of every batch's examples, and the sums are reduced.
     """
+    dp = learner.distributed
     fisher = [torch.zeros_like(p) for p in learner.params]
     count = 0
     for batch in batches:
-        for row in range(len(batch)):
+        rows = dp.rows(len(batch))
+        for row in range(rows.start, rows.stop):
             mask = None if batch.attention_mask is None else batch.attention_mask[row : row + 1]
             logits = learner.logits(batch.input_ids[row : row + 1], mask)
             grads = torch.autograd.grad(label_loss(logits, batch.labels[row : row + 1]), learner.params, allow_unused=True)
             grads = [torch.zeros_like(p) if g is None else g for p, g in zip(learner.params, grads, strict=True)]
             torch._foreach_addcmul_(fisher, grads, grads)
             count += 1
+    if dp.parallel:  # one collective: every parameter's sum and the example count
+        flat = dp.all_reduce_sum(torch.cat([f.reshape(-1) for f in fisher] + [torch.tensor([float(count)], device=fisher[0].device)]))
+        count = int(flat[-1])
+        fisher = [chunk.view_as(f) for chunk, f in zip(flat[:-1].split([f.numel() for f in fisher]), fisher, strict=True)]
     torch._foreach_div_(fisher, max(count, 1))
     return fisher
 
@@ -63,13 +69,14 @@ class OnlineEwc:
     def observe(self, batch: Batch, step: int) -> StepOutput:
         logits = self.learner.logits(batch.input_ids, batch.attention_mask)  # (B, T, V)
         loss = label_loss(logits, batch.labels)
+        share = self.learner.share(loss, len(batch))
         if self.tasks_consolidated:
             params, anchors, fisher = self.learner.params, self.anchors, self.fisher
-            self.learner.step(loss, lambda: add_ewc_gradient(params, anchors, fisher, self.lambda_ / 2, self.unit))
+            self.learner.step(share, lambda: add_ewc_gradient(params, anchors, fisher, self.lambda_ / 2, self.unit))
         else:
-            self.learner.step(loss)
+            self.learner.step(share)
         self.samples_processed += len(batch)
-        return StepOutput(loss.detach(), token_accuracy(logits.detach(), batch.labels))
+        return self.learner.figures(loss, logits, batch.labels)
 
     def end_of_step(self, info: StepInfo) -> Mapping[str, Any]:
         if not info.segment_end:
@@ -119,6 +126,6 @@ class OnlineEwc:
 
 def build(config: RunConfig, context: MethodContext) -> OnlineEwc:
     m = config.method
-    learner = build_learner(config, context.benchmark.input_vocab_size, context.device, context.precision)
+    learner = build_learner(config, context.benchmark.input_vocab_size, context.device, context.precision, context.distributed)
     return OnlineEwc(learner, context.benchmark, context.device, lambda_=m.lambda_, decay=m.decay,
                      fisher_samples=m.fisher_samples, batch_size=config.train.batch_size)

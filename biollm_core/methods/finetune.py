@@ -14,7 +14,6 @@ from biollm_core.methods import MethodContext
 from biollm_core.methods.protocol import MethodSummary, StepInfo, StepOutput
 from biollm_core.methods.supervised import NeocortexLearner, build_learner, label_loss
 from biollm_core.protocols import Batch, Neocortex
-from biollm_core.wake import token_accuracy
 
 
 class Finetune:
@@ -25,9 +24,9 @@ class Finetune:
     def observe(self, batch: Batch, step: int) -> StepOutput:
         logits = self.learner.logits(batch.input_ids, batch.attention_mask)  # (B, T, V)
         loss = label_loss(logits, batch.labels)
-        self.learner.step(loss)
+        self.learner.step(self.learner.share(loss, len(batch)))
         self.samples_processed += len(batch)
-        return StepOutput(loss.detach(), token_accuracy(logits.detach(), batch.labels))
+        return self.learner.figures(loss, logits, batch.labels)
 
     def end_of_step(self, info: StepInfo) -> Mapping[str, Any]:
         return {}
@@ -47,4 +46,5 @@ class Finetune:
 
 
 def build(config: RunConfig, context: MethodContext) -> Finetune:
-    return Finetune(build_learner(config, context.benchmark.input_vocab_size, context.device, context.precision))
+    return Finetune(build_learner(config, context.benchmark.input_vocab_size, context.device, context.precision,
+                                  context.distributed))

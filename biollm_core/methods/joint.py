@@ -20,7 +20,6 @@ from biollm_core.methods import MethodContext
 from biollm_core.methods.protocol import MethodSummary, StepInfo, StepOutput
 from biollm_core.methods.supervised import NeocortexLearner, build_learner, label_loss
 from biollm_core.protocols import Batch, ContinualBenchmark, Neocortex
-from biollm_core.wake import token_accuracy
 
 
 def iid_batch(benchmark: ContinualBenchmark, step: int, batch_size: int, seed: int) -> Batch:
@@ -43,12 +42,13 @@ class Joint:
         self.samples_processed = 0
 
     def observe(self, batch: Batch, step: int) -> StepOutput:
-        mixed = iid_batch(self.benchmark, step, self.batch_size, self.seed).to(self.device)  # the stream's batch is not used
+        mixed = iid_batch(self.benchmark, step, self.batch_size, self.seed)  # the stream's batch is not used
+        mixed = mixed.rows(self.learner.distributed.rows(len(mixed))).to(self.device)  # data parallel: this rank's shard
         logits = self.learner.logits(mixed.input_ids, mixed.attention_mask)  # (B, T, V)
         loss = label_loss(logits, mixed.labels)
-        self.learner.step(loss)
+        self.learner.step(self.learner.share(loss, len(mixed)))
         self.samples_processed += len(mixed)
-        return StepOutput(loss.detach(), token_accuracy(logits.detach(), mixed.labels))
+        return self.learner.figures(loss, logits, mixed.labels)
 
     def end_of_step(self, info: StepInfo) -> Mapping[str, Any]:
         return {}
@@ -75,5 +75,5 @@ class Joint:
 
 
 def build(config: RunConfig, context: MethodContext) -> Joint:
-    learner = build_learner(config, context.benchmark.input_vocab_size, context.device, context.precision)
+    learner = build_learner(config, context.benchmark.input_vocab_size, context.device, context.precision, context.distributed)
     return Joint(learner, context.benchmark, context.device, batch_size=config.train.batch_size, seed=config.seed)

@@ -29,7 +29,6 @@ from biollm_core.methods import MethodContext
 from biollm_core.methods.protocol import MethodSummary, StepInfo, StepOutput
 from biollm_core.methods.supervised import NeocortexLearner, build_learner, label_loss, tensor_bytes
 from biollm_core.protocols import Batch, FeatureBenchmark, Neocortex
-from biollm_core.wake import token_accuracy
 
 MASKED_LOGIT = -1e4  # a logit outside ``classes``: exp(-1e4 / T) is exactly 0 in float32, and finite
 
@@ -86,11 +85,12 @@ class Lwf:
             with torch.no_grad(), self.learner.precision.autocast():
                 old = self.teacher.decode(self.teacher.encode(batch.input_ids, batch.attention_mask), batch.attention_mask)
             loss = loss + self.alpha * self.distill(logits, old, batch.labels)
-        if self.classes:
-            self.seen |= supervised_classes(batch.labels, self.seen.shape[1])
-        self.learner.step(loss)
+        if self.classes:  # data parallel: the classes any rank's rows supervise (the same on every rank)
+            seen = supervised_classes(batch.labels, self.seen.shape[1])
+            self.seen |= self.learner.distributed.all_reduce_sum(seen.float()) > 0 if self.learner.distributed.parallel else seen
+        self.learner.step(self.learner.share(loss, len(batch)))
         self.samples_processed += len(batch)
-        return StepOutput(task_loss.detach(), token_accuracy(logits.detach(), batch.labels))
+        return self.learner.figures(task_loss, logits, batch.labels)
 
     def end_of_step(self, info: StepInfo) -> Mapping[str, Any]:
         if info.segment_end:
@@ -129,7 +129,7 @@ def supervised_classes(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 def build(config: RunConfig, context: MethodContext) -> Lwf:
-    learner = build_learner(config, context.benchmark.input_vocab_size, context.device, context.precision)
+    learner = build_learner(config, context.benchmark.input_vocab_size, context.device, context.precision, context.distributed)
     classifier = isinstance(context.benchmark, FeatureBenchmark)  # labels are classes, positions are output heads
     return Lwf(learner, alpha=config.method.alpha, temperature=config.method.temperature, classes=classifier,
                num_positions=context.seq_len)

@@ -15,6 +15,7 @@ import torch
 from biollm_core import builders
 from biollm_core.config.schema import RunConfig
 from biollm_core.device import Precision
+from biollm_core.distributed import SINGLE, Distributed
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.methods import MethodContext
 from biollm_core.methods.protocol import MethodSummary, StepInfo, StepOutput
@@ -27,6 +28,7 @@ class Nosleep:
     def __init__(
         self, neocortex: Neocortex, hippocampus: Hippocampus, optimizer: torch.optim.Optimizer, precision: Precision, *,
         reward_alpha: float, reward_from_correctness: bool, routing_reg_weight: float, drift_interval: int,
+        distributed: Distributed = SINGLE,
     ) -> None:
         self.neocortex, self.hippocampus, self.optimizer, self.precision = neocortex, hippocampus, optimizer, precision
         self.scaler = precision.grad_scaler()
@@ -34,12 +36,13 @@ class Nosleep:
         self.routing_reg_weight, self.drift_interval = routing_reg_weight, drift_interval
         self.gradient_steps = 0
         self.samples_processed = 0
+        self.distributed = distributed
 
     def observe(self, batch: Batch, step: int) -> StepOutput:
         result = wake_step(
             self.neocortex, self.hippocampus, self.optimizer, self.scaler, None, batch, step, self.precision,
             reward_alpha=self.reward_alpha, reward_from_correctness=self.reward_from_correctness,
-            routing_reg_weight=self.routing_reg_weight,
+            routing_reg_weight=self.routing_reg_weight, distributed=self.distributed,
         )
         self.gradient_steps += 1
         self.samples_processed += len(batch)
@@ -78,4 +81,4 @@ def build(config: RunConfig, context: MethodContext) -> Nosleep:
     optimizer = builders.adamw(hippocampus.parameters(), lr=e.fast_lr, weight_decay=e.weight_decay)
     return Nosleep(neocortex, hippocampus, optimizer, context.precision, reward_alpha=e.reward_alpha,
                    reward_from_correctness=config.train.reward_from_correctness, routing_reg_weight=e.routing_reg_weight,
-                   drift_interval=e.drift_interval)
+                   drift_interval=e.drift_interval, distributed=context.distributed)

@@ -16,7 +16,10 @@ import torch.nn.functional as F
 from biollm_core import builders
 from biollm_core.config.schema import RunConfig
 from biollm_core.device import Precision
+from biollm_core.distributed import SINGLE, Distributed
+from biollm_core.methods.protocol import StepOutput
 from biollm_core.protocols import Neocortex
+from biollm_core.wake import batch_figures
 
 
 def label_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -29,11 +32,16 @@ def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
 
 
 class NeocortexLearner:
-    """The neocortex trained directly: AdamW over its consolidation parameters, AMP, step counting."""
+    """The neocortex trained directly: AdamW over its consolidation parameters, AMP, step counting.
 
-    def __init__(self, neocortex: Neocortex, *, lr: float, weight_decay: float, precision: Precision) -> None:
+    Data parallel: a method's loss is this rank's share of the global batch's (``share``), and ``step``
+    sums the gradients over ranks before anything else reads them."""
+
+    def __init__(self, neocortex: Neocortex, *, lr: float, weight_decay: float, precision: Precision,
+                 distributed: Distributed = SINGLE) -> None:
         self.neocortex = neocortex
         self.precision = precision
+        self.distributed = distributed
         self.params = [p for _, p in neocortex.consolidation_parameters()]
         neocortex.requires_grad_(False)
         for p in self.params:
@@ -48,15 +56,26 @@ class NeocortexLearner:
             return self.neocortex.decode(self.neocortex.encode(input_ids, attention_mask), attention_mask)
 
     def step(self, loss: torch.Tensor, add_gradient: Callable[[], None] | None = None) -> None:
-        """Backward ``loss``, let ``add_gradient`` add an analytic term to the unscaled ``.grad``s, step."""
+        """Backward ``loss``, sum the gradients over ranks, let ``add_gradient`` add an analytic term (the
+        same on every rank, so added after the sum) to the unscaled ``.grad``s, step."""
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        self.distributed.sum_gradients(self.params)
         if add_gradient is not None:
             self.scaler.unscale_(self.optimizer)
             add_gradient()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.gradient_steps += 1
+
+    def share(self, term: torch.Tensor, rows: int, total: int | None = None) -> torch.Tensor:
+        """A term averaged over this rank's ``rows`` as its part of the mean over ``total`` global rows
+        (default: an equal shard of the stream's batch, ``rows * W``)."""
+        return self.distributed.share(term, rows, rows * self.distributed.world_size if total is None else total)
+
+    def figures(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> StepOutput:
+        """The StepOutput of the global batch from this rank's ``loss`` (a mean over its tokens) and logits."""
+        return StepOutput(*batch_figures(self.distributed, loss.detach(), logits.detach(), labels))
 
     def trainable_params(self) -> int:
         return sum(p.numel() for p in self.params)
@@ -72,7 +91,9 @@ class NeocortexLearner:
         self.gradient_steps = int(state["gradient_steps"])
 
 
-def build_learner(config: RunConfig, input_vocab_size: int, device: torch.device, precision: Precision) -> NeocortexLearner:
+def build_learner(config: RunConfig, input_vocab_size: int, device: torch.device, precision: Precision,
+                  distributed: Distributed = SINGLE) -> NeocortexLearner:
     """The neocortex of ``config.model`` on ``device``, trained at ``train.lr``."""
     neocortex = builders.build_device_neocortex(config, input_vocab_size, device, precision)
-    return NeocortexLearner(neocortex, lr=config.train.lr, weight_decay=config.train.weight_decay, precision=precision)
+    return NeocortexLearner(neocortex, lr=config.train.lr, weight_decay=config.train.weight_decay, precision=precision,
+                            distributed=distributed)

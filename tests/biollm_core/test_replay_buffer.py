@@ -178,6 +178,49 @@ def test_state_dict_round_trip() -> None:
     assert torch.equal(a.teacher, b.teacher)
 
 
+def test_a_sharded_reservoir_holds_samples_and_probes_what_one_process_does() -> None:
+    """Two ranks of W = 2 (no process group needed: the buffer only reads rank and world size) fed the
+    halves of the same global batches as one W = 1 buffer: every slot's episode is on exactly one rank
+    and equals the single buffer's, samples split the single buffer's sample by holder, and a rank's
+    storage grows past its initial share when the draws hand it more."""
+    from biollm_core.distributed import Distributed
+
+    def build(distributed: Distributed) -> ReplayBuffer:
+        return ReplayBuffer(capacity=40, seq_len=3, vocab_size=10, top_k_experts=2, teacher_storage="topk", teacher_topk=2,
+                            device=torch.device("cpu"), seed=5, with_attention_mask=False, distributed=distributed)
+
+    single, ranks = build(Distributed()), [build(Distributed(r, 2)) for r in range(2)]
+    gen = torch.Generator().manual_seed(1)
+    for step in range(30):
+        ids = torch.randint(0, 10, (8, 3), generator=gen)
+        teacher, experts = torch.randn(8, 3, 10, generator=gen), torch.randint(0, 4, (8, 2), generator=gen)
+        single.add(input_ids=ids, labels=ids, attention_mask=None, task_id=step % 2, step=step, teacher_logits=teacher,
+                   experts=experts)
+        for r, rank in enumerate(ranks):
+            rows = slice(4 * r, 4 * r + 4)
+            rank.add(input_ids=ids[rows], labels=ids[rows], attention_mask=None, task_id=step % 2, step=step,
+                     teacher_logits=teacher[rows], experts=experts)
+    slots = torch.arange(40)
+    held = torch.stack([rank.held(slots) for rank in ranks])
+    assert bool((held.sum(0) == 1).all())  # each slot on exactly one rank
+    for rank in ranks:
+        for name in ("steps", "experts", "task_ids"):  # every rank keeps every slot's records
+            assert torch.equal(rank.tensors[name], single.tensors[name]), name
+        mine = slots[rank.held(slots)]
+        ours, theirs = rank.gather(mine), single.gather(mine)
+        assert torch.equal(ours.input_ids, theirs.input_ids) and torch.equal(ours.teacher, theirs.teacher)
+    assert sum(rank.shard.held() for rank in ranks) == 40
+    whole = single.sample(16)
+    parts = [rank.sample(16) for rank in ranks]
+    order = torch.cat([p.positions for p in parts]).argsort()
+    assert torch.equal(torch.cat([p.input_ids for p in parts])[order], whole.input_ids)
+    assert torch.equal(single.recent_episodes_of(4, 3)[0], ranks[1].recent_episodes_of(4, 3)[0])
+    assert single.nbytes() == ranks[0].nbytes()  # the whole buffer's bytes, at any W
+    copy = build(Distributed(1, 2))
+    copy.load_state_dict(ranks[1].state_dict())
+    assert torch.equal(copy.sample(16).input_ids, ranks[1].sample(16).input_ids)
+
+
 def test_float_feature_inputs_are_kept_as_they_are_and_survive_a_checkpoint() -> None:
     buffer = make(capacity=4, seq_len=1, storage="none")
     features = torch.randn(6, 5, generator=torch.Generator().manual_seed(0))  # (B, D) float, one label position

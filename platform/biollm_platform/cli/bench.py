@@ -96,6 +96,58 @@ def engine(
 app.command("engine")(engine)
 
 
+def ddp_table(result: dict) -> Table:
+    sizes = result["world_sizes"]
+    first = next(iter(sizes.values()))
+    table = Table(title=f"data parallel on {first['device']} ({result['backend']}, {result['threads']} thread(s) a rank, "
+                        f"median of {result['steps']} steps after {result['warmup']})")
+    for column in ("ranks", "step ms", "steps/s", "tokens/s", "x W=1", "comm ms/step", "sleep step ms", "sleep tokens/s", "x W=1 "):
+        table.add_column(column, justify="right")
+    base = sizes["1"]
+    for size, fig in sizes.items():
+        sleep = ("-", "-", "-")
+        if "sleep_step_ms" in fig:
+            ratio = fig["sleep_tokens_per_s"] / base["sleep_tokens_per_s"]
+            sleep = (f"{fig['sleep_step_ms']:.2f}", f"{fig['sleep_tokens_per_s']:,.0f}", f"{ratio:.2f}")
+        table.add_row(size, f"{fig['step_ms']:.2f}", f"{fig['steps_per_s']:.1f}", f"{fig['tokens_per_s']:,.0f}",
+                      f"{fig['tokens_per_s'] / base['tokens_per_s']:.2f}", f"{fig['comm_ms']:.2f}", *sleep)
+    return table
+
+
+def ddp(
+    overrides: Overrides = None,
+    workers: Annotated[int, typer.Option("--workers", min=2, help="Ranks to compare with one.")] = 2,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Timed steps per rank (medians are reported).")] = 30,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed steps first.")] = 5,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads per rank.")] = 1,
+    backend: Annotated[str, typer.Option("--backend", help="gloo (CPU) or nccl (one GPU a rank).")] = "gloo",
+    compare_ddp: Annotated[bool, typer.Option("--compare-ddp", help="Also time torch DDP against the engine's all-reduce.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+) -> None:
+    """Steps/s, tokens/s and communication time per step at W = 1 and W = --workers (local processes,
+    a torch.distributed group without Ray), the method's training step and, for cls, its sleep step."""
+    from biollm_platform.bench.ddp import bench_ddp
+
+    result = bench_ddp(list(overrides or []), workers=workers, steps=steps, warmup=warmup, threads=threads,
+                       backend=backend, compare_ddp=compare_ddp)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    console = Console()
+    console.print(ddp_table(result))
+    line = f"W={workers} / W=1: tokens/s {result['tokens_per_s_ratio']:.2f}x"
+    if "sleep_tokens_per_s_ratio" in result:
+        line += f", sleep tokens/s {result['sleep_tokens_per_s_ratio']:.2f}x"
+    console.print(line)
+    if "ddp" in result:
+        d = result["ddp"]
+        console.print(f"fine-tuning step at W={workers}: explicit all-reduce {d['allreduce_step_ms']:.2f} ms, "
+                      f"torch DDP {d['ddp_step_ms']:.2f} ms ({d['ddp_step_ms'] / d['allreduce_step_ms']:.2f}x)")
+
+
+app.command("ddp")(ddp)
+
+
 def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="The sweep YAML (see `biollm sweep schema`).")],
     overrides: Annotated[

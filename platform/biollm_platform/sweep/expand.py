@@ -170,6 +170,10 @@ def expand(
             axis = _blamed_axis(first, axes)
             where = axis_line(sweep_file, axis) if axis else str(sweep_file)
             raise UserError(f"{where}: trial {axes}: {first}") from None
+        workers = spec.resources.workers_per_trial
+        if config.train.batch_size % workers:  # each rank trains on an equal shard of every global batch
+            raise UserError(f"{sweep_file}: trial {axes}: train.batch_size={config.train.batch_size} does not split "
+                            f"into resources.workers_per_trial={workers} equal data-parallel shards")
         if local := local_path_overrides(config, Path.cwd()):
             overrides.extend(local)
             config = load_config(overrides=overrides, override_files=[Path(f) for f in files])

@@ -41,7 +41,13 @@ class BaseRun(_Section):
 
 
 class Resources(_Section):
-    workers_per_trial: int = Field(1, ge=1, description="Ray Train workers per trial (data-parallel ranks).")
+    workers_per_trial: int = Field(
+        1, ge=1,
+        description="Ray Train workers per trial: the ranks of one data-parallel run (TorchTrainer's process "
+        "group, gloo on CPU, nccl on GPU). Each global batch (train.batch_size, which it must divide) is split "
+        "across the ranks and the gradients are summed, so the figures match one worker's; rank 0 writes the "
+        "trial's artifacts.",
+    )
     cpus_per_worker: float = Field(1.0, gt=0, description="CPUs reserved by each Train worker.")
     gpus_per_worker: float = Field(
         0.0, ge=0, description="GPUs per Train worker; fractions (0.5) share one GPU between trials."

@@ -5,6 +5,10 @@ at every checkpoint, so a retry on a fresh node (or a resumed sweep) stages the 
 back and continues from it; each checkpoint is stored once, under ``<trial>/checkpoints/``. A
 checkpoint is uploaded under a hidden name and renamed, so a reader never takes a half-uploaded one
 for a checkpoint; those the engine pruned locally are deleted remotely.
+
+Data-parallel trials: rank 0 mirrors the trial as above; rank r > 0 mirrors only its own part of the
+checkpoints (``checkpoints/rank-r/step-N``, its replay shard) and stages the whole trial afresh at
+every start, so it resumes from the checkpoint rank 0 picks on any node.
 """
 
 from __future__ import annotations
@@ -51,10 +55,24 @@ def mirror(out_dir: Path, uri: str) -> None:
             continue
         fs.create_dir(f"{root}/{relative.parent.as_posix()}", recursive=True)
         pyarrow.fs.copy_files(str(path), f"{root}/{relative.as_posix()}", source_filesystem=local, destination_filesystem=fs)
-    checkpoints = out_dir / CHECKPOINTS
+    _mirror_checkpoints(fs, out_dir / CHECKPOINTS, f"{root}/{CHECKPOINTS}")
+
+
+def mirror_rank(out_dir: Path, uri: str, rank: int) -> None:
+    """Make ``uri`` hold exactly rank ``rank``'s complete checkpoint parts (``checkpoints/rank-<rank>``)."""
+    fs, root = _filesystem(uri)
+    part = f"{CHECKPOINTS}/rank-{rank}"
+    fs.create_dir(f"{root}/{part}", recursive=True)
+    _mirror_checkpoints(fs, out_dir / part, f"{root}/{part}")
+
+
+def _mirror_checkpoints(fs, checkpoints: Path, remote_root: str) -> None:  # type: ignore[no-untyped-def]
+    """Upload the ``step-*`` directories under ``checkpoints`` that ``remote_root`` lacks; delete the pruned."""
+    import pyarrow.fs
+
+    local = pyarrow.fs.LocalFileSystem()
     wanted = {p.name for p in checkpoints.iterdir() if p.is_dir() and p.name.startswith("step-")} if checkpoints.is_dir() else set()
-    remote_root = f"{root}/{CHECKPOINTS}"
-    present = _remote_dirs(fs, remote_root)
+    present = {name for name in _remote_dirs(fs, remote_root) if name.startswith("step-")}  # never a rank's parts
     for name in sorted(wanted - present):
         hidden = f"{remote_root}/.upload-{name}"
         fs.create_dir(hidden, recursive=True)
@@ -65,17 +83,22 @@ def mirror(out_dir: Path, uri: str) -> None:
 
 
 class MirrorSink:
-    """MetricsSink of rank 0 with a storage URI: mirrors the trial directory at every checkpoint."""
+    """MetricsSink of a rank with a storage URI: at every checkpoint, rank 0 mirrors the trial directory,
+    rank r > 0 its own checkpoint parts."""
 
-    def __init__(self, out_dir: Path, uri: str) -> None:
+    def __init__(self, out_dir: Path, uri: str, rank: int = 0) -> None:
         self._out_dir = out_dir
         self._uri = uri
+        self._rank = rank
 
     def log_metrics(self, step: int, metrics: object) -> None:
         pass
 
     def log_checkpoint(self, step: int, path: Path, final: bool) -> None:
-        mirror(self._out_dir, self._uri)
+        if self._rank == 0:
+            mirror(self._out_dir, self._uri)
+        else:
+            mirror_rank(self._out_dir, self._uri, self._rank)
 
     def log_summary(self, summary: object) -> None:
         pass

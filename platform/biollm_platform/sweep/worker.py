@@ -1,16 +1,20 @@
-"""The Ray Train loop of one trial: run the CLS engine, report its evals and checkpoint steps to Ray.
+"""The Ray Train loop of one trial: run the engine, report its evals and checkpoint steps to Ray.
 
-Runs inside every Train worker. Rank 0 writes the trial's artifacts; other ranks run the same engine
-into a scratch directory (the engine is single-process; ranks exist for backends that shard work) and
-report in step, because `ray.train.report` is a collective. A restarted worker continues from the
-trial's own checkpoints: in the sweep directory, or staged back from the storage URI (a fresh node).
-Rank 0 counts its starts in ``attempts.jsonl`` (so Train's own restarts are counted) and, when the
-engine raises, writes the cause to ``failure.json`` and the traceback to ``error.txt``.
+Runs inside every Train worker. With ``workers_per_trial`` W > 1 the workers are the ranks of one
+data-parallel run: ``TorchTrainer`` has joined them in a torch.distributed process group (gloo on
+CPU, nccl on GPU) before this loop starts, and the engine splits every global batch across them
+(``biollm_core/distributed.py``). Rank 0 writes the trial's artifacts; rank r > 0 writes only its
+part of each checkpoint (``checkpoints/rank-r``) and reports in step, because `ray.train.report` is a
+barrier across the workers. A restarted worker group continues from the trial's own checkpoints: in
+the sweep directory, or staged back from the storage URI (a fresh node). Rank 0 counts its starts in
+``attempts.jsonl`` (so Train's own restarts are counted) and, when the engine raises, writes the
+cause to ``failure.json`` and the traceback to ``error.txt``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -18,7 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .report_sink import RayReportSink
+from .report_sink import MIN_EVAL_REPORT_INTERVAL_S, RayReportSink
 
 ATTEMPTS = "attempts.jsonl"
 FAILURE = "failure.json"
@@ -74,17 +78,35 @@ def _record_timing(out_dir: Path, attempt: dict[str, Any]) -> None:
 
 
 def _trial_dir(payload: dict[str, Any], trial_id: str, rank: int) -> Path:
-    """Where this worker runs the engine: the trial directory, a staging copy of it, or scratch."""
+    """Where this worker runs the engine: the trial directory (every rank), or a staging copy of it."""
     from . import uri_storage
 
-    if rank != 0:
-        return Path(tempfile.mkdtemp(prefix=f"biollm-{trial_id}-rank{rank}-"))
     if trial_uri := payload.get("trial_uri"):  # artifacts live in object storage; work in a local copy
         out_dir = Path(tempfile.gettempdir()) / "biollm-sweeps" / payload["sweep_id"] / trial_id
+        if rank != 0:  # its own copy, staged afresh at every start: rank 0's checkpoints as the URI has them
+            out_dir = out_dir.with_name(f"{trial_id}-rank-{rank}")
+            shutil.rmtree(out_dir, ignore_errors=True)
         if not out_dir.exists():  # a fresh node (or a first start): whatever the URI holds comes back
             uri_storage.stage(trial_uri, out_dir)
         return out_dir
     return Path(payload["trial_dir"])
+
+
+def process_group(context: Any) -> Any:
+    """The engine's ``Distributed`` for this Train worker: its rank in the group TorchTrainer started.
+
+    A single worker runs on Train's no-op backend (no process group): W = 1. Several workers must find
+    the group initialised with the context's rank and size, or the trial fails here, not in a collective."""
+    from biollm_core.distributed import Distributed
+
+    size, rank = context.get_world_size(), context.get_world_rank()
+    if size == 1:
+        return Distributed()
+    group = Distributed.from_process_group()
+    if (group.rank, group.world_size) != (rank, size):
+        raise RuntimeError(f"Train worker {rank} of {size} found no matching torch.distributed group "
+                           f"(rank {group.rank} of {group.world_size}): the trial must run on TorchTrainer")
+    return group
 
 
 def train_loop(payload: dict[str, Any]) -> None:
@@ -93,6 +115,7 @@ def train_loop(payload: dict[str, Any]) -> None:
     import ray.train
 
     from biollm_core.config.loader import load_config_dict
+    from biollm_core.distributed import Distributed
     from biollm_core.runner import run_experiment
     from biollm_platform.tracking.sinks import platform_sinks
 
@@ -105,17 +128,24 @@ def train_loop(payload: dict[str, Any]) -> None:
     trial = TrialSpec.from_dict(payload["trial"])
     # executor train_local: this is the Tune trial's own process, where ray.train.* refuses to run
     in_tune = payload.get("executor") == "train_local"
-    rank = 0 if in_tune else ray.train.get_context().get_world_rank()
+    distributed = Distributed() if in_tune else process_group(ray.train.get_context())
+    rank = distributed.rank
     config = load_config_dict(trial.config, source=f"trial {trial.trial_id}")
     trial_uri = payload.get("trial_uri")
     out_dir = _trial_dir(payload, trial.trial_id, rank)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    train_attempt = count_start(out_dir, payload.get("driver_run"))
-    resume = _prepare_resume(out_dir)
-    ray_sink = RayReportSink(to_tune=in_tune, context={"train_attempt": train_attempt})
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        train_attempt = count_start(out_dir, payload.get("driver_run"))
+        resume = _prepare_resume(out_dir)
+    else:  # rank 0's count and resume decide (the engine takes rank 0's checkpoint on every rank)
+        train_attempt, resume = 0, True
+    # With several ranks a report is a barrier: eval reports on a clock could differ between ranks and
+    # leave one waiting, so they report at checkpoints only (which every rank reaches at the same step).
+    interval = MIN_EVAL_REPORT_INTERVAL_S if distributed.world_size == 1 else math.inf
+    ray_sink = RayReportSink(to_tune=in_tune, context={"train_attempt": train_attempt}, min_eval_interval_s=interval)
     sinks: list[Any] = [ray_sink]
-    if rank == 0 and trial_uri:
-        sinks.append(uri_storage.MirrorSink(out_dir, trial_uri))
+    if trial_uri:
+        sinks.append(uri_storage.MirrorSink(out_dir, trial_uri, rank))
     sinks += platform_sinks(
         config,
         out_dir=out_dir,
@@ -128,7 +158,7 @@ def train_loop(payload: dict[str, Any]) -> None:
     sinks += build_sinks(payload.get("extra_sinks") or [], trial_id=trial.trial_id, out_dir=out_dir, rank=rank)
     try:
         engine_started_at = time.time()
-        run_experiment(config, out_dir, sinks=sinks, resume=resume, progress=ray_sink.on_progress)
+        run_experiment(config, out_dir, sinks=sinks, resume=resume, progress=ray_sink.on_progress, distributed=distributed)
         if rank == 0:
             (out_dir / FAILURE).unlink(missing_ok=True)  # an earlier attempt's cause no longer applies
             _record_timing(
@@ -155,5 +185,3 @@ def train_loop(payload: dict[str, Any]) -> None:
     finally:
         if rank == 0 and trial_uri:
             uri_storage.mirror(out_dir, trial_uri)
-        if rank != 0:
-            shutil.rmtree(out_dir, ignore_errors=True)

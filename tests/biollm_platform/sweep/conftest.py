@@ -101,6 +101,31 @@ def reference_run(ray_cluster: str, repo_root: Path, tmp_path_factory: pytest.Te
     return sweep_dir
 
 
+@pytest.fixture(scope="session")
+def two_worker_sweep(ray_cluster: str, repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
+    """The tiny sweep with 2 Train workers a trial (gloo, 1 CPU each), retries 1, and a fault in each
+    trial: cls-seed7's rank 1 exits at step 7 (the group restarts from its step-5 checkpoint and
+    finishes: test_data_parallel_trial), nosleep-seed7's rank 0 raises at step 3 in both attempts
+    (it fails for good: test_faults). One sweep for both keeps the suite short.
+    Returns the sweep directory, submit's exit code and its output."""
+    from typer.testing import CliRunner
+
+    from biollm_platform.cli.sweep import app
+
+    directory = tmp_path_factory.mktemp("two_workers")
+    os.environ[SINKS_ENV] = ",".join([fault_spec("cls-seed7", "exit", 7, on_rank=1), fault_spec("nosleep-seed7", "raise", 3)])
+    os.environ["COLUMNS"] = "500"  # Rich folds lines at 80 columns without a terminal
+    try:
+        sweep_file = tiny_sweep_file(repo_root, directory, retries=1,
+                                     resources={"workers_per_trial": 2, "cpus_per_worker": 1, "gpus_per_worker": 0})
+        result = CliRunner().invoke(app, ["submit", str(sweep_file), "--address", ray_cluster])
+    finally:
+        os.environ.pop(SINKS_ENV)
+        os.environ.pop("COLUMNS")
+    (sweep_dir,) = (directory / "sweeps").iterdir()
+    return sweep_dir, result.exit_code, result.output
+
+
 @pytest.fixture
 def clean_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path

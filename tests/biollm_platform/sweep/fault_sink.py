@@ -1,6 +1,7 @@
 """Test-only faults for real sweeps, injected through the documented BIOLLM_TRIAL_SINKS extension point.
 
-A FaultSink sits beside the engine's other sinks in one trial's rank-0 Train worker and, at a step,
+A FaultSink sits beside the engine's other sinks in one trial's rank-0 Train worker (or rank ``on_rank``
+of a data-parallel trial) and, at a step,
 makes the worker exit (``exit``: the process dies, Train restarts it), block (``pause``: a driver
 killed meanwhile takes the worker with it) or raise (``raise``: the engine fails with a RuntimeError).
 ``exit`` and ``pause`` fire once per trial (a marker file in the trial directory remembers); ``raise``
@@ -19,9 +20,10 @@ from urllib.parse import urlencode
 KINDS = ("exit", "pause", "raise")
 
 
-def fault_spec(trial: str, kind: str, at: int, marker: str | None = None) -> str:
-    """A BIOLLM_TRIAL_SINKS entry that injects ``kind`` into ``trial`` at step ``at``."""
+def fault_spec(trial: str, kind: str, at: int, marker: str | None = None, on_rank: int = 0) -> str:
+    """A BIOLLM_TRIAL_SINKS entry that injects ``kind`` into ``trial`` (its worker ``on_rank``) at step ``at``."""
     options = {"trial": trial, "kind": kind, "at": at} | ({"marker": marker} if marker else {})
+    options |= {"on_rank": on_rank} if on_rank else {}
     return f"{Path(__file__).resolve()}:fault?{urlencode(options)}"
 
 
@@ -53,8 +55,9 @@ class FaultSink:
         pass
 
 
-def fault(*, trial_id: str, out_dir: Path, rank: int, trial: str, kind: str, at: str, marker: str | None = None) -> FaultSink | None:
-    """The BIOLLM_TRIAL_SINKS factory: a FaultSink for rank 0 of ``trial``, nothing elsewhere."""
-    if rank != 0 or trial_id != trial:
+def fault(*, trial_id: str, out_dir: Path, rank: int, trial: str, kind: str, at: str, marker: str | None = None,
+          on_rank: str = "0") -> FaultSink | None:
+    """The BIOLLM_TRIAL_SINKS factory: a FaultSink for rank ``on_rank`` of ``trial``, nothing elsewhere."""
+    if rank != int(on_rank) or trial_id != trial:
         return None
     return FaultSink(out_dir, kind, int(at), marker or f".{kind}_injected")

@@ -143,3 +143,12 @@ def test_a_bad_value_of_a_later_axis_names_that_axis_line(tmp_path: Path) -> Non
     path.write_text("name: s\ngrid:\n  seed: [1]\n  mode: [sleep]\n  experts.num_experts: [4, 0]\n  replay.capacity: [8]\n")
     with pytest.raises(UserError, match=r"s.yaml:5: trial .*experts.num_experts: input should be greater than or equal to 1"):
         expand(parse_sweep(path.read_text(), str(path)), path, "sid")
+
+
+def test_a_batch_that_does_not_split_over_the_workers_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nbase:\n  overrides: [train.batch_size=6]\ngrid:\n  seed: [1]\nresources:\n  workers_per_trial: 4\n")
+    with pytest.raises(UserError, match=r"train.batch_size=6 does not split into resources.workers_per_trial=4 equal"):
+        expand(load_sweep(path), path, "sid")
+    path.write_text(path.read_text().replace("workers_per_trial: 4", "workers_per_trial: 2"))
+    assert len(expand(load_sweep(path), path, "sid")) == 1

@@ -1,5 +1,5 @@
 """Faults: a worker that dies is retried from its checkpoint (and counted); a trial that fails for good
-records its cause; an infeasible GPU request fails fast."""
+(here a 2-worker one) records its cause; an infeasible GPU request fails fast."""
 
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ from typer.testing import CliRunner
 
 from biollm_platform.cli.app import app as biollm
 from biollm_platform.cli.sweep import app
-from biollm_platform.sweep.extra_sinks import SINKS_ENV
 from biollm_platform.sweep.manifest import read_manifest
 
 from .conftest import tiny_sweep_file
-from .fault_sink import fault_spec
 
 pytestmark = [pytest.mark.ray]
 
@@ -54,26 +52,24 @@ def test_gpu_request_on_cpu_cluster_fails_fast(ray_cluster: str, repo_root: Path
 
 
 @pytest.mark.slow
-def test_failed_trial_records_its_cause(ray_cluster: str, repo_root: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    """cls-seed7 raises at step 3 in both of its Train attempts (retries: 1); nosleep-seed7 finishes."""
-    monkeypatch.setenv(SINKS_ENV, fault_spec("cls-seed7", "raise", 3))
+def test_failed_trial_records_its_cause(two_worker_sweep: tuple[Path, int, str], monkeypatch) -> None:  # noqa: ANN001
+    """nosleep-seed7 (2 workers) raises on rank 0 at step 3 in both of its Train attempts (retries: 1);
+    cls-seed7 finishes (test_data_parallel_trial)."""
     monkeypatch.setenv("COLUMNS", "500")  # Rich folds lines at 80 columns without a terminal
-    sweep_file = tiny_sweep_file(repo_root, tmp_path, retries=1)
-    result = CliRunner().invoke(app, ["submit", str(sweep_file), "--address", ray_cluster])
-    assert result.exit_code == 1, result.output
-    (sweep_dir,) = (tmp_path / "sweeps").iterdir()
+    sweep_dir, exit_code, output = two_worker_sweep
+    assert exit_code == 1, output
     manifest = read_manifest(sweep_dir)
-    assert manifest.status == "FAILED" and manifest.trial("nosleep-seed7").state == "TERMINATED"
-    failed = manifest.trial("cls-seed7")
+    assert manifest.status == "FAILED" and manifest.trial("cls-seed7").state == "TERMINATED"
+    failed = manifest.trial("nosleep-seed7")
     assert (failed.state, failed.attempts) == ("ERROR", 2)  # Train's retry counted
     assert failed.failure is not None
     assert (failed.failure.type, failed.failure.message, failed.failure.attempt) == (
         "RuntimeError", "injected fault at step 3", 2
     )
-    assert failed.failure.log == str(sweep_dir / "cls-seed7" / "error.txt")
+    assert failed.failure.log == str(sweep_dir / "nosleep-seed7" / "error.txt")
     assert "RuntimeError: injected fault at step 3" in Path(failed.failure.log).read_text()
     cause = f"RuntimeError: injected fault at step 3 (attempt 2; traceback in {failed.failure.log})"
     status = CliRunner().invoke(app, ["status", sweep_dir.name, "--root", str(sweep_dir.parent)])
-    assert status.exit_code == 0 and f"cls-seed7 failed: {cause}" in status.output
+    assert status.exit_code == 0 and f"nosleep-seed7 failed: {cause}" in status.output
     aggregate = CliRunner().invoke(biollm, ["results", "aggregate", str(sweep_dir)])
-    assert f"failed cls-seed7: state ERROR: {cause}" in aggregate.output
+    assert f"failed nosleep-seed7: state ERROR: {cause}" in aggregate.output
