@@ -24,6 +24,8 @@ class ReplaySample:
     teacher: torch.Tensor | None  # (B, T, V) or (B, T, K) logits; None when the buffer keeps no teachers
     teacher_indices: torch.Tensor | None  # (B, T, K) vocabulary ids of a top-k teacher
     task_ids: torch.Tensor  # (B,)
+    slots: torch.Tensor | None = None  # (B,) the buffer slots gathered (None for a batch built elsewhere)
+    base_targets: torch.Tensor | None = None  # (B,) cached neocortex-only gate targets, NaN = stale (see ReplayBuffer)
 
 
 def reservoir_slots(n_seen: int, batch: int, capacity: int, generator: torch.Generator) -> list[tuple[int, int]]:
@@ -55,6 +57,7 @@ class ReplayBuffer:
         device: torch.device,
         seed: int,
         with_attention_mask: bool,
+        base_targets: bool = False,
     ) -> None:
         self.capacity, self.teacher_storage = capacity, teacher_storage
         self.teacher_topk = min(teacher_topk, vocab_size)
@@ -77,6 +80,8 @@ class ReplayBuffer:
             self.tensors["teacher_indices"] = torch.zeros(C, T, width, dtype=index_dtype, device=device)
         if with_attention_mask:
             self.tensors["attention_mask"] = torch.zeros(C, T, dtype=torch.bool, device=device)
+        if base_targets:  # float32: the slow path's own values (k / n), NaN until computed
+            self.tensors["base_targets"] = torch.full((C,), float("nan"), device=device)
 
     def __len__(self) -> int:
         return min(self.n_seen, self.capacity)
@@ -98,9 +103,12 @@ class ReplayBuffer:
         step: int,
         teacher_logits: torch.Tensor | None = None,
         experts: torch.Tensor | None = None,
+        base_targets: torch.Tensor | None = None,
     ) -> None:
         """Offer every sequence of a batch as an episode; the teacher is the (B, T, V) combined logits
-        (None, and no experts, for a buffer that keeps neither: ``teacher_storage="none"``, no experts)."""
+        (None, and no experts, for a buffer that keeps neither: ``teacher_storage="none"``, no experts).
+        ``base_targets`` (B,): the episodes' neocortex-only gate targets, for a buffer that caches them
+        (without them a stored episode's cache entry is stale)."""
         B = input_ids.shape[0]
         self._fit_inputs(input_ids)
         pairs = reservoir_slots(self.n_seen, B, self.capacity, self.generator)
@@ -125,6 +133,8 @@ class ReplayBuffer:
             t["experts"][slots] = experts[rows].to(torch.int16)
         if attention_mask is not None and "attention_mask" in t:
             t["attention_mask"][slots] = attention_mask[rows].bool()
+        if "base_targets" in t:
+            t["base_targets"][slots] = float("nan") if base_targets is None else base_targets[rows].float()
         if self.teacher_storage == "none":
             return
         self.write_teachers(slots, teacher_logits[rows])
@@ -139,6 +149,25 @@ class ReplayBuffer:
             t["teacher_indices"][slots] = indices.to(t["teacher_indices"].dtype)
         else:
             t["teacher"][slots] = logits.half()
+
+    @property
+    def caches_base_targets(self) -> bool:
+        """Whether the buffer keeps each episode's neocortex-only gate target (``wake.gate_targets``).
+
+        While awake the neocortex is frozen, so that target is a function of the episode until the next
+        sleep: the wake step computes it once (when the episode is stored or first replayed) and the
+        learner calls ``invalidate_base_targets`` after every sleep."""
+        return "base_targets" in self.tensors
+
+    @torch.no_grad()
+    def write_base_targets(self, slots: torch.Tensor, values: torch.Tensor) -> None:
+        """Cache (N,) gate targets for ``slots``."""
+        self.tensors["base_targets"][slots] = values.float()
+
+    def invalidate_base_targets(self) -> None:
+        """The neocortex changed (a sleep): every cached gate target is stale."""
+        if self.caches_base_targets:
+            self.tensors["base_targets"].fill_(float("nan"))
 
     def teacher_argmax(self, index: torch.Tensor | slice) -> torch.Tensor:
         """(N, T) the stored teachers' argmax (top-k storage keeps them sorted: entry 0 is the argmax)."""
@@ -176,6 +205,8 @@ class ReplayBuffer:
             teacher=t["teacher"][index] if "teacher" in t else None,
             teacher_indices=t["teacher_indices"][index].long() if "teacher_indices" in t else None,
             task_ids=t["task_ids"][index],
+            slots=index,
+            base_targets=t["base_targets"][index] if "base_targets" in t else None,
         )
 
     def recent_episodes_of(self, num_experts: int, per_expert: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,6 +225,9 @@ class ReplayBuffer:
         self.n_seen = int(state["n_seen"])
         self.generator.set_state(state["generator"])
         for k, v in list(self.tensors.items()):
+            if k == "base_targets" and f"t.{k}" not in state:  # a checkpoint from before the cache: all stale
+                v.fill_(float("nan"))
+                continue
             saved = state[f"t.{k}"]
             if k == "input_ids" and (saved.shape != v.shape or saved.dtype != v.dtype):  # feature inputs
                 self.tensors[k] = saved.to(v.device, copy=True)

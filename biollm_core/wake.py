@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from biollm_core.device import Precision
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.protocols import Batch, Neocortex
-from biollm_core.replay_buffer import ReplayBuffer
+from biollm_core.replay_buffer import ReplayBuffer, ReplaySample
 from biollm_core.routing import routing_regulariser
 
 
@@ -53,6 +53,31 @@ def gate_loss(gate_logits: torch.Tensor, targets: torch.Tensor, attention_mask: 
     return (per_token * m).sum() / m.sum().clamp_min(1.0)
 
 
+@torch.no_grad()
+def neocortex_gate_targets(
+    neocortex: Neocortex, hidden: torch.Tensor, mask: torch.Tensor | None, labels: torch.Tensor, harm: ReplaySample | None,
+    precision: Precision, cache: ReplayBuffer | None,
+) -> torch.Tensor:
+    """(B + R, T, H) hidden states of the batch and the replayed episodes -> (B + R,) their ``gate_targets``.
+
+    With ``cache`` (a buffer that keeps them, the neocortex frozen since the last sleep) a replayed
+    episode's target is a function of its input: those cached are reused and only the batch and the
+    stale episodes are decoded, and the new values are cached. The same targets as decoding all of
+    them; one host sync (how many are stale).
+    """
+    B = labels.shape[0]
+    all_labels = labels if harm is None else torch.cat([labels, harm.labels])
+    if harm is None or cache is None:
+        with precision.autocast():
+            return gate_targets(neocortex.decode(hidden, mask), all_labels)
+    stale = harm.base_targets.isnan()  # (R,)
+    rows = torch.cat([torch.arange(B, device=hidden.device), B + stale.nonzero().squeeze(1)])  # the host sync
+    with precision.autocast():
+        fresh = gate_targets(neocortex.decode(hidden[rows], None if mask is None else mask[rows]), all_labels[rows])
+    cache.write_base_targets(harm.slots[stale], fresh[B:])
+    return torch.cat([fresh.new_zeros(B), harm.base_targets.to(fresh.dtype)]).index_copy(0, rows, fresh)
+
+
 def wake_step(
     neocortex: Neocortex,
     hippocampus: Hippocampus | None,
@@ -87,7 +112,8 @@ def wake_step(
     Gate supervision (``gate_weight`` > 0, with experts.gate): the neocortex alone decodes the batch and
     the replayed episodes (no graph), and the gate learns by BCE to open on a sequence in proportion to
     the share of its tokens the neocortex gets wrong (``gate_targets``), so at answer time the delta is
-    closed on what the neocortex already knows.
+    closed on what the neocortex already knows. A buffer that ``caches_base_targets`` keeps those
+    targets per episode between sleeps (``neocortex_gate_targets``): only the batch is decoded for them.
     """
     x, labels, mask = batch.input_ids, batch.labels, batch.attention_mask
     if hippocampus is None:
@@ -118,10 +144,10 @@ def wake_step(
     loss = loss + routing_reg_weight * routing_regulariser(routed.probs[:units].float())
     if harm is not None:
         loss = loss + harm_weight * F.cross_entropy(logits[B:].float().flatten(0, 1), harm.labels.flatten(), ignore_index=-100)
+    targets = None
     if gate_weight > 0 and routed.gate_logits is not None:
-        all_labels = labels if harm is None else torch.cat([labels, harm.labels])
-        with torch.no_grad(), precision.autocast():
-            targets = gate_targets(neocortex.decode(hidden.detach(), input_mask), all_labels)
+        cache = replay if replay is not None and replay.caches_base_targets and base_optimizer is None else None
+        targets = neocortex_gate_targets(neocortex, hidden.detach(), input_mask, labels, harm, precision, cache)
         loss = loss + gate_weight * gate_loss(routed.gate_logits, targets, input_mask)
     optimizer.zero_grad(set_to_none=True)
     if base_optimizer is not None:
@@ -144,6 +170,6 @@ def wake_step(
         teacher = logits[:B].detach()
     replay.add(
         input_ids=x, labels=labels, attention_mask=mask, teacher_logits=teacher, task_id=batch.task_id, step=step,
-        experts=routed.episode_experts[:B],
+        experts=routed.episode_experts[:B], base_targets=None if targets is None or base_optimizer is not None else targets[:B],
     )
     return WakeResult(task_loss.detach(), accuracy, novelty)
