@@ -175,11 +175,12 @@ class Hippocampus(nn.Module):
     def _token_delta(self, units: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """(N, H) tokens, (N, k) routing -> (N, H) = sum_j p_j * (W2_j gelu(W1_j x + b1_j) + b2_j).
 
-        With few experts every expert runs densely on every token and a sparse (N, E) weight matrix mixes
-        them (cheapest at train=cpu size); with many (E > 4k) each expert runs only on the tokens routed
-        to it: E/k times fewer FLOPs (mac_dev size and up).
+        With few experts (E <= 2k, most of them chosen anyway) every expert runs densely on every token and
+        a sparse (N, E) weight matrix mixes them; otherwise each expert runs only on the tokens routed to
+        it: E/k times fewer FLOPs, which pays for the per-expert loop from train=cpu size up (E 8, k 2;
+        `biollm bench engine train=cpu experts.top_k=4` times the dense path at that width).
         """
-        if self.num_experts <= 4 * self.top_k:
+        if self.num_experts <= 2 * self.top_k:
             (N, H), (E, _, D) = units.shape, self.w1.shape
             dense = torch.zeros(N, E, dtype=units.dtype, device=units.device).scatter_(1, indices, weights)  # (N, E)
             # The experts side by side as one (H, E*D) and one (E*D, H) matrix: two plain matmuls, where
