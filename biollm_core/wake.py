@@ -96,6 +96,7 @@ def wake_step(
     harm_weight: float = 0.0,
     teacher_after_step: bool = True,
     gate_weight: float = 0.0,
+    gate_on_batch: bool = True,
 ) -> WakeResult:
     """One wake step. ``hippocampus=None`` is the no-hippocampus ablation: nothing fast is trained.
     ``replay=None`` (the nosleep method) stores no episode, so no teacher is decoded after the step.
@@ -114,6 +115,8 @@ def wake_step(
     the share of its tokens the neocortex gets wrong (``gate_targets``), so at answer time the delta is
     closed on what the neocortex already knows. A buffer that ``caches_base_targets`` keeps those
     targets per episode between sleeps (``neocortex_gate_targets``): only the batch is decoded for them.
+    ``gate_on_batch=False`` leaves the batch out of the BCE (no neocortex-only decode at all with a warm
+    cache): its episodes teach the gate when they are replayed.
     """
     x, labels, mask = batch.input_ids, batch.labels, batch.attention_mask
     if hippocampus is None:
@@ -145,10 +148,12 @@ def wake_step(
     if harm is not None:
         loss = loss + harm_weight * F.cross_entropy(logits[B:].float().flatten(0, 1), harm.labels.flatten(), ignore_index=-100)
     targets = None
-    if gate_weight > 0 and routed.gate_logits is not None:
+    if gate_weight > 0 and routed.gate_logits is not None and (gate_on_batch or harm is not None):
         cache = replay if replay is not None and replay.caches_base_targets and base_optimizer is None else None
-        targets = neocortex_gate_targets(neocortex, hidden.detach(), input_mask, labels, harm, precision, cache)
-        loss = loss + gate_weight * gate_loss(routed.gate_logits, targets, input_mask)
+        first = 0 if gate_on_batch else B  # without the batch: the replayed episodes only (its own come when replayed)
+        rows_mask = None if input_mask is None else input_mask[first:]
+        targets = neocortex_gate_targets(neocortex, hidden[first:].detach(), rows_mask, labels[:B - first], harm, precision, cache)
+        loss = loss + gate_weight * gate_loss(routed.gate_logits[first:], targets, rows_mask)
     optimizer.zero_grad(set_to_none=True)
     if base_optimizer is not None:
         base_optimizer.zero_grad(set_to_none=True)
@@ -170,6 +175,7 @@ def wake_step(
         teacher = logits[:B].detach()
     replay.add(
         input_ids=x, labels=labels, attention_mask=mask, teacher_logits=teacher, task_id=batch.task_id, step=step,
-        experts=routed.episode_experts[:B], base_targets=None if targets is None or base_optimizer is not None else targets[:B],
+        experts=routed.episode_experts[:B],
+        base_targets=None if targets is None or base_optimizer is not None or not gate_on_batch else targets[:B],
     )
     return WakeResult(task_loss.detach(), accuracy, novelty)

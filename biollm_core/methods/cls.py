@@ -42,6 +42,7 @@ class ClsSettings:
     harm_every: int
     harm_weight: float
     gate_weight: float
+    gate_on_batch: bool
     teacher_after_step: bool
     drift_interval: int
     saturation_threshold: float
@@ -105,7 +106,7 @@ class ClsLearner:
             reward_alpha=s.reward_alpha, reward_from_correctness=s.reward_from_correctness,
             routing_reg_weight=s.routing_reg_weight, base_optimizer=self.wake_base_opt,
             harm_batch_size=replayed, harm_weight=s.harm_weight, teacher_after_step=s.teacher_after_step,
-            gate_weight=s.gate_weight,
+            gate_weight=s.gate_weight, gate_on_batch=s.gate_on_batch,
         )
         self.scheduler.tick()
         self.counters.samples_processed += len(batch) + replayed
@@ -235,7 +236,8 @@ def build(config: RunConfig, context: MethodContext) -> ClsLearner:
         reward_alpha=e.reward_alpha, reward_from_correctness=config.train.reward_from_correctness,
         routing_reg_weight=e.routing_reg_weight, harm_batch_size=config.wake.harm_batch_size, harm_every=config.wake.harm_every,
         harm_weight=config.wake.harm_weight,
-        gate_weight=config.wake.gate_weight, teacher_after_step=config.wake.teacher_after_step, drift_interval=e.drift_interval,
+        gate_weight=config.wake.gate_weight, gate_on_batch=config.wake.gate_on_batch,
+        teacher_after_step=config.wake.teacher_after_step, drift_interval=e.drift_interval,
         saturation_threshold=e.saturation_threshold,
         saturation_weight=s.saturation_weight, forgetting_weight=s.forgetting_weight, novelty_weight=s.novelty_weight,
         surprise_novelty=s.novelty == "surprise", teacher_refresh=c.teacher_refresh, refresh_policy=c.refresh.policy,

@@ -253,3 +253,25 @@ def test_a_base_optimizer_bypasses_the_cache() -> None:
         step(model, hip, optimizer, replay, bench.train_batch(index, B), index=index, base_optimizer=base,
              harm_batch_size=4, harm_weight=1.0, gate_weight=1.0)
     assert replay.tensors["base_targets"][: len(replay)].isnan().all()
+
+
+def test_gate_off_the_batch_supervises_the_replayed_episodes_only() -> None:
+    """wake.gate_on_batch=false: without replayed episodes the step is that of an unsupervised gate; with
+    them the BCE is theirs, and the batch is stored with a stale target (decoded once it is replayed)."""
+    bench = ToyBenchmark(vocab_size=V, seq_len=T, num_tasks=2, switch_every=10, schedule="sequential",
+                         heldout_size=4, task_cue=True, seed=0)
+    batch = bench.train_batch(0, B)
+    grads = {}
+    for label, kwargs in {"off batch": {"gate_weight": 1.0, "gate_on_batch": False}, "no bce": {"gate_weight": 0.0}}.items():
+        model, hip, optimizer, replay = _gated_parts(True)
+        step(model, hip, optimizer, replay, batch, index=0, harm_batch_size=4, harm_weight=1.0, **kwargs)  # empty buffer
+        grads[label] = [p.grad.clone() for p in hip.parameters()]
+    for got, want in zip(grads["off batch"], grads["no bce"], strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert replay.tensors["base_targets"][:B].isnan().all()
+    model, hip, optimizer, replay = _gated_parts(True)
+    step(model, hip, optimizer, replay, batch, index=0, gate_weight=1.0, gate_on_batch=False)
+    step(model, hip, optimizer, replay, bench.train_batch(1, B), index=1, harm_batch_size=4, harm_weight=1.0,
+         gate_weight=1.0, gate_on_batch=False)
+    assert (~replay.tensors["base_targets"][:B].isnan()).sum() > 0  # the replayed ones were decoded and cached
+    assert replay.tensors["base_targets"][B : 2 * B].isnan().all()
