@@ -59,5 +59,5 @@ def test_harm_every_replays_in_every_kth_wake_step_only() -> None:
         cls, bench = learner(f"wake.harm_every={every}")
         for index in range(7):
             cls.observe(bench.train_batch(index, 32), index)
-        counts[every] = cls.counters.samples_processed - 7 * 32  # replayed episodes
-    assert counts == {1: 6 * 16, 3: 2 * 16}  # steps 1-6 | steps 3, 6 (step 0 has an empty buffer)
+        counts[every] = (cls.counters.samples_processed - 7 * 32) / cls.settings.harm_batch_size  # replaying steps
+    assert counts == {1: 6, 3: 2}  # steps 1-6 | steps 3, 6 (step 0 has an empty buffer)
