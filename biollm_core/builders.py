@@ -151,12 +151,12 @@ def build_hippocampus(cfg: RunConfig, hidden_size: int) -> Hippocampus:
 
 
 def build_replay(cfg: RunConfig, seq_len: int, device: torch.device, with_attention_mask: bool,
-                 distributed: Distributed = SINGLE) -> ReplayBuffer:
+                 distributed: Distributed = SINGLE, base_targets: bool = False) -> ReplayBuffer:
     r = cfg.replay
     return ReplayBuffer(
         capacity=r.capacity, seq_len=seq_len, vocab_size=cfg.model.vocab_size, top_k_experts=cfg.experts.top_k,
         teacher_storage=r.teacher_storage, teacher_topk=r.teacher_topk, device=device, seed=cfg.seed + 2,
-        with_attention_mask=with_attention_mask, distributed=distributed,
+        with_attention_mask=with_attention_mask, distributed=distributed, base_targets=base_targets,
     )
 
 

@@ -18,7 +18,7 @@ episodes it holds, in the sample's order; ``ReplaySample.positions`` says where 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 import torch
 
@@ -36,6 +36,9 @@ class ReplaySample:
     teacher: torch.Tensor | None  # (B, T, V) or (B, T, K) logits; None when the buffer keeps no teachers
     teacher_indices: torch.Tensor | None  # (B, T, K) vocabulary ids of a top-k teacher
     task_ids: torch.Tensor  # (B,)
+    _: KW_ONLY  # the optional fields by name only: a positional one would land in the wrong field
+    slots: torch.Tensor | None = None  # (B,) the buffer slots gathered (None for a batch built elsewhere)
+    base_targets: torch.Tensor | None = None  # (B,) cached neocortex-only gate targets, NaN = stale (see ReplayBuffer)
     positions: torch.Tensor | None = None  # (B,) places of these rows in a sample drawn across ranks (None: all of it)
 
     def __len__(self) -> int:
@@ -78,6 +81,7 @@ class ReplayBuffer:
         seed: int,
         with_attention_mask: bool,
         distributed: Distributed = SINGLE,
+        base_targets: bool = False,
     ) -> None:
         self.capacity, self.teacher_storage = capacity, teacher_storage
         self.teacher_topk = min(teacher_topk, vocab_size)
@@ -103,17 +107,23 @@ class ReplayBuffer:
             self.tensors["teacher_indices"] = torch.zeros(L, T, width, dtype=index_dtype, device=device)
         if with_attention_mask:
             self.tensors["attention_mask"] = torch.zeros(L, T, dtype=torch.bool, device=device)
+        if base_targets:  # float32: the slow path's own values (k / n), NaN until computed
+            if distributed.parallel:
+                raise ValueError("a sharded reservoir keeps no gate-target cache")
+            self.tensors["base_targets"] = torch.full((C,), float("nan"), device=device)
 
     def __len__(self) -> int:
         """Episodes in the (global) buffer."""
         return min(self.n_seen, self.capacity)
 
     def nbytes(self) -> int:
-        """Bytes of the whole buffer, all ranks' shards together (the same at every world size)."""
+        """Bytes of the episodic memory, all ranks' shards together (the same at every world size)."""
         return self.bytes_per_episode() * self.capacity
 
     def bytes_per_episode(self) -> int:
-        return sum(t[0].numel() * t.element_size() for t in self.tensors.values())
+        """What the memory keeps of an episode. The gate-target cache (4 bytes, recomputable from the
+        episode, kept by one process only) is not memory: it would make the figure depend on W."""
+        return sum(t[0].numel() * t.element_size() for k, t in self.tensors.items() if k != "base_targets")
 
     def local_nbytes(self) -> int:
         """Bytes this rank allocated (its payload rows and the shared per-slot records)."""
@@ -130,9 +140,12 @@ class ReplayBuffer:
         step: int,
         teacher_logits: torch.Tensor | None = None,
         experts: torch.Tensor | None = None,
+        base_targets: torch.Tensor | None = None,
     ) -> None:
         """Offer every sequence of a batch as an episode; the teacher is the (B, T, V) combined logits
         (None, and no experts, for a buffer that keeps neither: ``teacher_storage="none"``, no experts).
+        ``base_targets`` (B,): the episodes' neocortex-only gate targets, for a buffer that caches them
+        (without them a stored episode's cache entry is stale).
 
         Data parallel: the arguments are this rank's shard of the global batch (equal shards), except
         ``experts``, which covers the whole global batch (every rank keeps every slot's experts)."""
@@ -163,6 +176,8 @@ class ReplayBuffer:
             t["experts"][slots] = experts[rows].to(torch.int16)
         if attention_mask is not None and "attention_mask" in t:
             t["attention_mask"][slots] = attention_mask[rows].bool()
+        if "base_targets" in t:
+            t["base_targets"][slots] = float("nan") if base_targets is None else base_targets[rows].float()
         if self.teacher_storage == "none":
             return
         self.write_teachers(slots, teacher_logits[rows])
@@ -219,6 +234,25 @@ class ReplayBuffer:
             t["teacher_indices"][slots] = indices.to(t["teacher_indices"].dtype)
         else:
             t["teacher"][slots] = logits.half()
+
+    @property
+    def caches_base_targets(self) -> bool:
+        """Whether the buffer keeps each episode's neocortex-only gate target (``wake.gate_targets``).
+
+        While awake the neocortex is frozen, so that target is a function of the episode until the next
+        sleep: the wake step computes it once (when the episode is stored or first replayed) and the
+        learner calls ``invalidate_base_targets`` after every sleep."""
+        return "base_targets" in self.tensors
+
+    @torch.no_grad()
+    def write_base_targets(self, slots: torch.Tensor, values: torch.Tensor) -> None:
+        """Cache (N,) gate targets for ``slots``."""
+        self.tensors["base_targets"][slots] = values.float()
+
+    def invalidate_base_targets(self) -> None:
+        """The neocortex changed (a sleep): every cached gate target is stale."""
+        if self.caches_base_targets:
+            self.tensors["base_targets"].fill_(float("nan"))
 
     def teacher_argmax(self, index: torch.Tensor | slice) -> torch.Tensor:
         """(N, T) the stored teachers' argmax at local rows ``index`` (top-k storage keeps them sorted: entry 0 is the argmax)."""
@@ -316,6 +350,8 @@ class ReplayBuffer:
             teacher=t["teacher"][rows] if "teacher" in t else None,
             teacher_indices=t["teacher_indices"][rows].long() if "teacher_indices" in t else None,
             task_ids=t["task_ids"][slots],
+            slots=slots,
+            base_targets=t["base_targets"][slots] if "base_targets" in t else None,
         )
 
     def recent_episodes_of(self, num_experts: int, per_expert: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -344,6 +380,9 @@ class ReplayBuffer:
                     old = self.tensors[k]
                     self.tensors[k] = torch.empty((self.shard.rows, *old.shape[1:]), dtype=old.dtype, device=old.device)
         for k, v in list(self.tensors.items()):
+            if k == "base_targets" and f"t.{k}" not in state:  # a checkpoint from before the cache: all stale
+                v.fill_(float("nan"))
+                continue
             saved = state[f"t.{k}"]
             if k == "input_ids" and (saved.shape != v.shape or saved.dtype != v.dtype):  # feature inputs
                 self.tensors[k] = saved.to(v.device, copy=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -98,8 +99,7 @@ def pseudo_samples(
         supervised &= keep.to(ids.device)
     ids[:count] = torch.where(supervised, noise.to(ids.device), head)
     if count == 0:
-        return ReplaySample(ids, sample.labels, sample.attention_mask, sample.teacher, sample.teacher_indices,
-                            sample.task_ids, sample.positions)
+        return dataclasses.replace(sample, input_ids=ids)
     with torch.no_grad():
         logits = combined(ids[:count], None if sample.attention_mask is None else sample.attention_mask[:count])
     teacher, indices = sample.teacher.clone(), sample.teacher_indices
@@ -109,7 +109,7 @@ def pseudo_samples(
         values, top = logits.float().topk(indices.shape[-1], dim=-1)
         teacher[:count], indices = values.to(teacher.dtype), indices.clone()
         indices[:count] = top
-    return ReplaySample(ids, sample.labels, sample.attention_mask, teacher, indices, sample.task_ids, sample.positions)
+    return dataclasses.replace(sample, input_ids=ids, teacher=teacher, teacher_indices=indices)
 
 
 def sleep_loss(

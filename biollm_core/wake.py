@@ -11,7 +11,7 @@ from biollm_core.device import Precision
 from biollm_core.distributed import SINGLE, Distributed
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.protocols import Batch, Neocortex
-from biollm_core.replay_buffer import ReplayBuffer
+from biollm_core.replay_buffer import ReplayBuffer, ReplaySample
 from biollm_core.routing import routing_regulariser, routing_regulariser_of_mean
 
 
@@ -114,6 +114,31 @@ def gate_loss(gate_logits: torch.Tensor, targets: torch.Tensor, attention_mask: 
     return (per_token * m).sum() / m.sum().clamp_min(1.0)
 
 
+@torch.no_grad()
+def neocortex_gate_targets(
+    neocortex: Neocortex, hidden: torch.Tensor, mask: torch.Tensor | None, labels: torch.Tensor, harm: ReplaySample | None,
+    precision: Precision, cache: ReplayBuffer | None,
+) -> torch.Tensor:
+    """(B + R, T, H) hidden states of the batch and the replayed episodes -> (B + R,) their ``gate_targets``.
+
+    With ``cache`` (a buffer that keeps them, the neocortex frozen since the last sleep) a replayed
+    episode's target is a function of its input: those cached are reused and only the batch and the
+    stale episodes are decoded, and the new values are cached. The same targets as decoding all of
+    them; one host sync (how many are stale).
+    """
+    B = labels.shape[0]
+    all_labels = labels if harm is None else torch.cat([labels, harm.labels])
+    if harm is None or cache is None:
+        with precision.autocast():
+            return gate_targets(neocortex.decode(hidden, mask), all_labels)
+    stale = harm.base_targets.isnan()  # (R,)
+    rows = torch.cat([torch.arange(B, device=hidden.device), B + stale.nonzero().squeeze(1)])  # the host sync
+    with precision.autocast():
+        fresh = gate_targets(neocortex.decode(hidden[rows], None if mask is None else mask[rows]), all_labels[rows])
+    cache.write_base_targets(harm.slots[stale], fresh[B:])
+    return torch.cat([fresh.new_zeros(B), harm.base_targets.to(fresh.dtype)]).index_copy(0, rows, fresh)
+
+
 def wake_step(
     neocortex: Neocortex,
     hippocampus: Hippocampus | None,
@@ -132,6 +157,7 @@ def wake_step(
     harm_weight: float = 0.0,
     teacher_after_step: bool = True,
     gate_weight: float = 0.0,
+    gate_on_batch: bool = True,
     distributed: Distributed = SINGLE,
 ) -> WakeResult:
     """One wake step. ``hippocampus=None`` is the no-hippocampus ablation: nothing fast is trained.
@@ -149,7 +175,10 @@ def wake_step(
     Gate supervision (``gate_weight`` > 0, with experts.gate): the neocortex alone decodes the batch and
     the replayed episodes (no graph), and the gate learns by BCE to open on a sequence in proportion to
     the share of its tokens the neocortex gets wrong (``gate_targets``), so at answer time the delta is
-    closed on what the neocortex already knows.
+    closed on what the neocortex already knows. A buffer that ``caches_base_targets`` keeps those
+    targets per episode between sleeps (``neocortex_gate_targets``): only the batch is decoded for them.
+    ``gate_on_batch=False`` leaves the batch out of the BCE (no neocortex-only decode at all with a warm
+    cache): its episodes teach the gate when they are replayed.
     """
     x, labels, mask = batch.input_ids, batch.labels, batch.attention_mask
     if hippocampus is None:
@@ -192,13 +221,15 @@ def wake_step(
     if harm is not None:
         harm_loss = F.cross_entropy(logits[B:].float().flatten(0, 1), harm.labels.flatten(), ignore_index=-100)
         loss = loss + harm_weight * dp.share(harm_loss, len(harm), harm_batch_size)
-    if gate_weight > 0 and routed.gate_logits is not None:
-        all_labels = labels if harm is None else torch.cat([labels, harm.labels])
-        with torch.no_grad(), precision.autocast():
-            targets = gate_targets(neocortex.decode(hidden.detach(), input_mask), all_labels)
-        # A mean over this rank's rows, as its part of the mean over the global batch and replayed episodes.
-        total = B * dp.world_size + (0 if harm is None else harm_batch_size)
-        loss = loss + gate_weight * dp.share(gate_loss(routed.gate_logits, targets, input_mask), len(inputs), total)
+    targets = None
+    if gate_weight > 0 and routed.gate_logits is not None and (gate_on_batch or harm is not None):
+        cache = replay if replay is not None and replay.caches_base_targets and base_optimizer is None else None
+        first = 0 if gate_on_batch else B  # without the batch: the replayed episodes only (its own come when replayed)
+        rows_mask = None if input_mask is None else input_mask[first:]
+        targets = neocortex_gate_targets(neocortex, hidden[first:].detach(), rows_mask, labels[:B - first], harm, precision, cache)
+        # A mean over this rank's rows, as its part of the mean over the global batch's and replayed rows.
+        total = (B * dp.world_size if gate_on_batch else 0) + (0 if harm is None else harm_batch_size)
+        loss = loss + gate_weight * dp.share(gate_loss(routed.gate_logits[first:], targets, rows_mask), len(inputs) - first, total)
     optimizer.zero_grad(set_to_none=True)
     if base_optimizer is not None:
         base_optimizer.zero_grad(set_to_none=True)
@@ -229,5 +260,6 @@ def wake_step(
     replay.add(
         input_ids=x, labels=labels, attention_mask=mask, teacher_logits=teacher, task_id=batch.task_id, step=step,
         experts=routed.episode_experts[:B] if stats is None else stats.episode_experts,
+        base_targets=None if targets is None or base_optimizer is not None or not gate_on_batch else targets[:B],
     )
     return WakeResult(task_loss.detach(), accuracy, novelty, replayed)

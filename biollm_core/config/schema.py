@@ -81,8 +81,10 @@ class ExpertsConfig(Section):
 
 class WakeConfig(Section):
     harm_batch_size: int = Field(16, ge=0, description="Episodes replayed from the buffer in every wake step for the do-no-harm term and the gate's closed examples (0 = off; presets with small batches set fewer).")
+    harm_every: int = Field(1, ge=1, description="Replay those episodes in every k-th wake step only (1 = every step; fewer decodes, fewer do-no-harm updates).")
     harm_weight: float = Field(1.0, ge=0, description="Weight of the combined model's cross-entropy on those episodes' labels in the fast loss.")
     gate_weight: float = Field(1.0, ge=0, description="With experts.gate: weight of the gate's BCE towards the share of each sequence's tokens the neocortex alone gets wrong (batch and replayed episodes); 0 = the gate learns only through the fast loss.")
+    gate_on_batch: bool = Field(True, description="The gate's BCE covers the stream's batch too (false: the replayed episodes only, and the batch's episodes once they are replayed; one neocortex-only decode less).")
     teacher_after_step: bool = Field(True, description="Store as the episode's teacher the combined logits after the step (spec §3.5; one more decode) or those of the step itself (false).")
 
 

@@ -40,8 +40,10 @@ class ClsSettings:
     reward_from_correctness: bool
     routing_reg_weight: float
     harm_batch_size: int
+    harm_every: int
     harm_weight: float
     gate_weight: float
+    gate_on_batch: bool
     teacher_after_step: bool
     drift_interval: int
     saturation_threshold: float
@@ -100,12 +102,14 @@ class ClsLearner:
 
     def observe(self, batch: Batch, step: int) -> StepOutput:
         s = self.settings
+        replay_now = self.hippocampus is not None and len(self.replay) and step % s.harm_every == 0
+        replayed = s.harm_batch_size if replay_now else 0  # do-no-harm episodes
         self._wake = wake_step(
             self.neocortex, self.hippocampus, self.fast_opt, self.fast_scaler, self.replay, batch, step, self.precision,
             reward_alpha=s.reward_alpha, reward_from_correctness=s.reward_from_correctness,
             routing_reg_weight=s.routing_reg_weight, base_optimizer=self.wake_base_opt,
-            harm_batch_size=s.harm_batch_size, harm_weight=s.harm_weight, teacher_after_step=s.teacher_after_step,
-            gate_weight=s.gate_weight, distributed=self.distributed,
+            harm_batch_size=replayed, harm_weight=s.harm_weight, teacher_after_step=s.teacher_after_step,
+            gate_weight=s.gate_weight, gate_on_batch=s.gate_on_batch, distributed=self.distributed,
         )
         self.scheduler.tick()
         self.counters.samples_processed += len(batch) + (self._wake.replayed if self.hippocampus is not None else 0)
@@ -153,6 +157,7 @@ class ClsLearner:
             c.teachers_refreshed += int(dp.all_reduce_sum(torch.tensor(replaced)))
         stats = sleep_cycle(self.neocortex, self.slow_opt, self.slow_scaler, self.replay, self.ewc, num_steps,
                             self.sleep_settings, self.precision, self.combined, self.pseudo_generator, dp)
+        self.replay.invalidate_base_targets()  # the neocortex changed: the wake step's cached gate targets are stale
         refreshed = refresh_experts(
             self.neocortex, self.hippocampus, self.fast_opt, self.replay, policy=s.refresh_policy,
             probe_episodes=s.probe_episodes, agreement_threshold=s.agreement_threshold, reset_factor=s.reset_factor,
@@ -238,12 +243,18 @@ def build(config: RunConfig, context: MethodContext) -> ClsLearner:
         for p in consolidated:
             p.requires_grad_(True)
         wake_base_opt = builders.adamw(consolidated, lr=c.slow_lr * c.wake_base_lr_scale, weight_decay=c.weight_decay)
+    # The gate's neocortex-only targets of replayed episodes are cached between sleeps when the neocortex is
+    # frozen awake (one process: a sharded reservoir keeps no cache, its ranks decode them every step).
+    cache = (hippocampus is not None and e.gate and config.wake.gate_weight > 0 and config.wake.harm_batch_size > 0
+             and wake_base_opt is None and not context.distributed.parallel)
     replay = builders.build_replay(config, context.seq_len, context.device, with_attention_mask=context.with_attention_mask,
-                                   distributed=context.distributed)
+                                   distributed=context.distributed, base_targets=cache)
     settings = ClsSettings(
         reward_alpha=e.reward_alpha, reward_from_correctness=config.train.reward_from_correctness,
-        routing_reg_weight=e.routing_reg_weight, harm_batch_size=config.wake.harm_batch_size, harm_weight=config.wake.harm_weight,
-        gate_weight=config.wake.gate_weight, teacher_after_step=config.wake.teacher_after_step, drift_interval=e.drift_interval,
+        routing_reg_weight=e.routing_reg_weight, harm_batch_size=config.wake.harm_batch_size, harm_every=config.wake.harm_every,
+        harm_weight=config.wake.harm_weight,
+        gate_weight=config.wake.gate_weight, gate_on_batch=config.wake.gate_on_batch,
+        teacher_after_step=config.wake.teacher_after_step, drift_interval=e.drift_interval,
         saturation_threshold=e.saturation_threshold,
         saturation_weight=s.saturation_weight, forgetting_weight=s.forgetting_weight, novelty_weight=s.novelty_weight,
         surprise_novelty=s.novelty == "surprise", teacher_refresh=c.teacher_refresh, refresh_policy=c.refresh.policy,

@@ -11,7 +11,7 @@ from biollm_core.hippocampus import Hippocampus
 from biollm_core.models.tiny_transformer import TinyTransformer
 from biollm_core.protocols import Batch
 from biollm_core.replay_buffer import ReplayBuffer
-from biollm_core.wake import reward_scale, token_accuracy, wake_step
+from biollm_core.wake import gate_targets, reward_scale, token_accuracy, wake_step
 
 V, T, H, B = 16, 6, 16, 8
 CPU = Precision(device=torch.device("cpu"))
@@ -202,3 +202,76 @@ def test_supervised_gate_closes_on_what_the_neocortex_answers_and_opens_on_the_n
                              torch.sigmoid(hip(model.encode(new)).gate_logits).mean())
     (closed, opened), (unsupervised, _) = gates[1.0], gates[0.0]
     assert closed < 0.4 < 0.6 < unsupervised and opened > 0.8, gates  # measured: 0.35, 0.67, 0.92
+
+
+def _gated_parts(cache: bool) -> tuple[TinyTransformer, Hippocampus, torch.optim.Optimizer, ReplayBuffer]:
+    model, _, _, _, _ = parts()
+    hip = Hippocampus(hidden_size=H, num_experts=4, expert_hidden=16, top_k=2, routing="token", init_scale=1e-3,
+                      utilization_bonus=0.1, capacity_penalty=0.1, seed=1, gate=True)
+    replay = ReplayBuffer(capacity=64, seq_len=T, vocab_size=V, top_k_experts=2, teacher_storage="full", teacher_topk=4,
+                          device=torch.device("cpu"), seed=2, with_attention_mask=False, base_targets=cache)
+    return model, hip, torch.optim.AdamW(hip.parameters(), lr=1e-2), replay
+
+
+def test_cached_gate_targets_give_the_slow_paths_loss_and_gradients() -> None:
+    """The neocortex is frozen awake, so a replayed episode's gate target may be cached: the steps (losses,
+    gradients, updates) are those of decoding every replayed episode again, cached or stale."""
+    bench = ToyBenchmark(vocab_size=V, seq_len=T, num_tasks=2, switch_every=10, schedule="sequential",
+                         heldout_size=4, task_cue=True, seed=0)
+    runs = {cache: _gated_parts(cache) for cache in (False, True)}
+    g = torch.Generator().manual_seed(5)
+    stale = torch.randint(0, V, (16, T), generator=g)  # stored without a target (as after a sleep): decoded when replayed
+    for *_, replay in runs.values():
+        replay.add(input_ids=stale, labels=torch.randint(0, V, (16, T), generator=g.manual_seed(6)), attention_mask=None,
+                   teacher_logits=torch.zeros(16, T, V), task_id=0, step=0, experts=torch.zeros(16, 2, dtype=torch.long))
+    for index in range(6):
+        batch = bench.train_batch(index, B)
+        results = {c: step(m, h, o, r, batch, index=index, harm_batch_size=12, harm_weight=1.0, gate_weight=1.0)
+                   for c, (m, h, o, r) in runs.items()}
+        torch.testing.assert_close(results[True].task_loss, results[False].task_loss, rtol=0, atol=0)
+        (_, slow, _, _), (_, fast, _, cached) = runs[False], runs[True]
+        for (name, p), q in zip(slow.named_parameters(), fast.parameters(), strict=True):
+            torch.testing.assert_close(q.grad, p.grad, rtol=0, atol=0, msg=name)
+    targets = cached.tensors["base_targets"][: len(cached)]
+    assert targets.isnan().sum() < 16 and (~targets.isnan()).sum() > 6 * B  # the batches' and replayed stale ones
+    model = runs[True][0]
+    with torch.no_grad():
+        fresh = gate_targets(model.decode(model.encode(cached.tensors["input_ids"][: len(cached)].long())),
+                             cached.tensors["labels"][: len(cached)].long())
+    known = ~targets.isnan()
+    torch.testing.assert_close(targets[known], fresh[known])
+
+
+def test_a_base_optimizer_bypasses_the_cache() -> None:
+    """A neocortex trained awake changes every step: no gate target is reused or stored."""
+    model, hip, optimizer, replay = _gated_parts(True)
+    model.requires_grad_(True)
+    base = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    bench = ToyBenchmark(vocab_size=V, seq_len=T, num_tasks=2, switch_every=10, schedule="sequential",
+                         heldout_size=4, task_cue=True, seed=0)
+    for index in range(3):
+        step(model, hip, optimizer, replay, bench.train_batch(index, B), index=index, base_optimizer=base,
+             harm_batch_size=4, harm_weight=1.0, gate_weight=1.0)
+    assert replay.tensors["base_targets"][: len(replay)].isnan().all()
+
+
+def test_gate_off_the_batch_supervises_the_replayed_episodes_only() -> None:
+    """wake.gate_on_batch=false: without replayed episodes the step is that of an unsupervised gate; with
+    them the BCE is theirs, and the batch is stored with a stale target (decoded once it is replayed)."""
+    bench = ToyBenchmark(vocab_size=V, seq_len=T, num_tasks=2, switch_every=10, schedule="sequential",
+                         heldout_size=4, task_cue=True, seed=0)
+    batch = bench.train_batch(0, B)
+    grads = {}
+    for label, kwargs in {"off batch": {"gate_weight": 1.0, "gate_on_batch": False}, "no bce": {"gate_weight": 0.0}}.items():
+        model, hip, optimizer, replay = _gated_parts(True)
+        step(model, hip, optimizer, replay, batch, index=0, harm_batch_size=4, harm_weight=1.0, **kwargs)  # empty buffer
+        grads[label] = [p.grad.clone() for p in hip.parameters()]
+    for got, want in zip(grads["off batch"], grads["no bce"], strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert replay.tensors["base_targets"][:B].isnan().all()
+    model, hip, optimizer, replay = _gated_parts(True)
+    step(model, hip, optimizer, replay, batch, index=0, gate_weight=1.0, gate_on_batch=False)
+    step(model, hip, optimizer, replay, bench.train_batch(1, B), index=1, harm_batch_size=4, harm_weight=1.0,
+         gate_weight=1.0, gate_on_batch=False)
+    assert (~replay.tensors["base_targets"][:B].isnan()).sum() > 0  # the replayed ones were decoded and cached
+    assert replay.tensors["base_targets"][B : 2 * B].isnan().all()

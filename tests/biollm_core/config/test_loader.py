@@ -98,7 +98,8 @@ def test_cpu_preset_is_the_spec_8b_setup_with_the_tuned_sleep() -> None:
     assert (config.scheduler.policy, config.scheduler.novelty) == ("pressure", "surprise")
     assert config.consolidation.refresh.policy == "absorbed"
     # The wake path that does no harm (README): token routing, a supervised gate, replayed episodes.
-    assert (config.experts.routing, config.experts.gate, config.wake.harm_batch_size) == ("token", True, 16)
+    assert (config.experts.routing, config.experts.gate, config.wake.harm_batch_size) == ("token", True, 8)
+    assert not config.wake.teacher_after_step  # issue 11's speed target: one decode less, figures held (cpu.yaml)
 
 
 def test_seed_presets_carry_the_seed_values() -> None:
