@@ -10,14 +10,11 @@ out (``timeout_s``) instead of hanging for ever.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import multiprocessing as mp
 import queue
 import socket
 import traceback
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from biollm_core.errors import UserError
@@ -30,17 +27,10 @@ def free_port() -> int:
 
 
 def load_target(target: str) -> Any:
-    source, _, name = target.rpartition(":")
-    if source.endswith(".py"):
-        path = Path(source)
-        spec = importlib.util.spec_from_file_location(f"biollm_group_{path.stem}", path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(source)
-    return getattr(module, name)
+    """A rank's target: ``module:function`` or ``/path/file.py:function`` (the sinks' loader)."""
+    from biollm_platform.sweep.extra_sinks import load_target as load
+
+    return load(target, prefix="biollm_group")
 
 
 def _rank_main(rank: int, world_size: int, port: int, backend: str, threads: int, timeout_s: float,

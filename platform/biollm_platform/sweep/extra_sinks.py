@@ -36,11 +36,12 @@ def specs_from_env() -> list[str]:
     return specs
 
 
-def _load(target: str) -> Any:
+def load_target(target: str, prefix: str = "biollm_extra_sink") -> Any:
+    """``module:name`` or ``/path/file.py:name`` -> that object (a file is loaded as ``<prefix>_<stem>``)."""
     source, _, name = target.rpartition(":")
     if source.endswith(".py"):
         path = Path(source)
-        module_spec = importlib.util.spec_from_file_location(f"biollm_extra_sink_{path.stem}", path)
+        module_spec = importlib.util.spec_from_file_location(f"{prefix}_{path.stem}", path)
         if module_spec is None or module_spec.loader is None:
             raise ImportError(f"cannot load {path}")
         module = importlib.util.module_from_spec(module_spec)
@@ -55,7 +56,7 @@ def build_sinks(specs: list[str], *, trial_id: str, out_dir: Path, rank: int) ->
     sinks = []
     for spec in specs:
         target, _, query = spec.partition("?")
-        factory = _load(target)
+        factory = load_target(target)
         sink = factory(trial_id=trial_id, out_dir=out_dir, rank=rank, **dict(parse_qsl(query)))
         if sink is not None:
             sinks.append(sink)
