@@ -22,13 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-# Read by Ray at import time. `uv run biollm ...` would otherwise make Ray ship the working directory
-# and re-run `uv run` for every worker process; the local workers already share this environment.
-os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+from biollm_core.errors import UserError
 
-from biollm_core.errors import UserError  # noqa: E402
-
-from . import ray_internals  # noqa: E402
+from . import ray_internals
 
 CONNECT_TIMEOUT_ENV = "BIOLLM_RAY_CONNECT_TIMEOUT_S"
 DEFAULT_CONNECT_TIMEOUT_S = 20.0
@@ -165,6 +161,9 @@ def connect(
         ray_internals.restrict_to_loopback()
     elif "ray" not in sys.modules:  # Ray reads these at import; a process that already uses Ray keeps its own
         _bound_ray_retries(connect_timeout_s())
+    # `uv run biollm ...` would otherwise make Ray ship the working directory and start every worker
+    # with `uv run` in a fresh environment without bytecode; the workers share this one already.
+    ray_internals.keep_workers_in_this_environment()
     import ray
 
     if ray.is_initialized():

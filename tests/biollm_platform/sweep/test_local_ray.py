@@ -132,6 +132,18 @@ def _tree(pid: int) -> list[int]:
 
 
 @pytest.mark.ray
+def test_workers_run_in_this_environment_even_under_uv_run(ray_cluster: str) -> None:
+    """The session's Ray was started by a process that imported Ray first (test collection), under
+    `uv run pytest`: its workers still use this interpreter and its compiled environment, not a copy of
+    the working directory with a fresh, uncompiled virtual environment (ray_internals)."""
+    import ray
+
+    assert not {"working_dir", "py_executable"} & set(ray.get_runtime_context().runtime_env)
+    where = ray.get(ray.remote(num_cpus=0)(lambda: (sys.executable, sys.prefix)).remote())
+    assert where == (sys.executable, sys.prefix)
+
+
+@pytest.mark.ray
 @pytest.mark.slow
 def test_local_sweep_ray_is_loopback_only_and_keep_ray_keeps_it(ray_cluster: str, repo_root: Path, tmp_path: Path) -> None:
     """A sweep's own local Ray: started even where `ray start` left a cluster to join, every listening

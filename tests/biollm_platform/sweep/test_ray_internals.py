@@ -77,6 +77,33 @@ def test_loopback_switch_is_what_ray_reads() -> None:
     assert out.stdout.strip() == "127.0.0.1"
 
 
+def test_uv_run_switch_is_what_ray_init_reads() -> None:
+    """In a process that imported Ray before the switch (as test collection does), the switch still
+    reaches the constant ``ray.init`` consults when it decides to ship the working directory."""
+    import inspect
+
+    from ray._private import worker
+
+    assert "ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV" in inspect.getsource(worker._maybe_modify_runtime_env)
+    code = (
+        "from ray._private import ray_constants, worker\n"
+        "assert ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV is True\n"
+        "from biollm_platform.sweep.ray_internals import keep_workers_in_this_environment\n"
+        "assert keep_workers_in_this_environment() is True\n"
+        "assert ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV is False\n"
+        "assert worker._maybe_modify_runtime_env({}, False) == {}\n"  # nothing shipped, even under `uv run`
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != ray_internals.UV_HOOK_ENV}
+    subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    code = (  # a user's own setting wins
+        "from biollm_platform.sweep.ray_internals import keep_workers_in_this_environment\n"
+        "from ray._private import ray_constants\n"
+        "assert keep_workers_in_this_environment() is False and ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV is True\n"
+    )
+    env[ray_internals.UV_HOOK_ENV] = "1"
+    subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+
+
 def test_autoscaler_shapes_and_auto_address(monkeypatch) -> None:  # noqa: ANN001
     from ray._private import services
     from ray._private.state import state
