@@ -126,6 +126,26 @@ def two_worker_sweep(ray_cluster: str, repo_root: Path, tmp_path_factory: pytest
     return sweep_dir, result.exit_code, result.output
 
 
+@pytest.fixture(scope="session")
+def train_local_sweep(ray_cluster: str, repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
+    """The tiny sweep with the train_local executor, one trial at a time, nosleep first in the grid (cls
+    is the longer trial), W&B offline: test_bench_sweep compares its figures with the reference run's,
+    test_wandb_sweep reads its W&B runs. One sweep for both keeps the suite short.
+    Returns the sweep directory, submit's exit code and its output."""
+    from typer.testing import CliRunner
+
+    from biollm_platform.cli.sweep import app
+
+    directory = tmp_path_factory.mktemp("train_local")
+    resources = {"workers_per_trial": 1, "cpus_per_worker": 1, "gpus_per_worker": 0, "executor": "train_local",
+                 "max_concurrent_trials": 1}
+    sweep_file = tiny_sweep_file(repo_root, directory, resources=resources, grid={"seed": [7], "method": ["nosleep", "cls"]},
+                                 wandb={"enabled": True, "mode": "offline", "project": "biollm-test"})
+    result = CliRunner().invoke(app, ["submit", str(sweep_file), "--address", ray_cluster])
+    (sweep_dir,) = (directory / "sweeps").iterdir()
+    return sweep_dir, result.exit_code, result.output
+
+
 @pytest.fixture
 def clean_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path

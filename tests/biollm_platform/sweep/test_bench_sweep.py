@@ -10,11 +10,9 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from biollm_core.errors import UserError
 from biollm_platform.bench.sweep import fixed_costs
-from biollm_platform.cli.sweep import app
 from biollm_platform.sweep.schema import load_sweep
 
 from .conftest import figures, tiny_sweep_file
@@ -31,17 +29,10 @@ def test_fixed_costs_of_a_real_sweep(reference_run: Path) -> None:
 
 
 def test_train_local_executor_gives_the_reference_figures_longest_trial_first(
-    ray_cluster: str, repo_root: Path, reference_run: Path, clean_dir: Path
+    train_local_sweep: tuple[Path, int, str], reference_run: Path
 ) -> None:
-    resources = {
-        "workers_per_trial": 1, "cpus_per_worker": 1, "gpus_per_worker": 0, "executor": "train_local",
-        "max_concurrent_trials": 1,
-    }
-    grid = {"seed": [7], "method": ["nosleep", "cls"]}  # nosleep first in the grid, cls is the longer trial
-    sweep_file = tiny_sweep_file(repo_root, clean_dir, resources=resources, grid=grid)
-    result = CliRunner().invoke(app, ["submit", str(sweep_file), "--address", ray_cluster])
-    assert result.exit_code == 0, result.output
-    (sweep_dir,) = (clean_dir / "sweeps").iterdir()
+    sweep_dir, exit_code, output = train_local_sweep  # nosleep first in its grid, cls the longer trial
+    assert exit_code == 0, output
     manifest = json.loads((sweep_dir / "manifest.json").read_text())
     assert manifest["status"] == "FINISHED"
     for trial in manifest["trials"]:

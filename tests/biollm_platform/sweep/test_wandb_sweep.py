@@ -6,26 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from biollm_platform.cli.sweep import app
 from biollm_platform.tracking.offline_reader import find_wandb_files, read_offline_run
-
-from .conftest import tiny_sweep_file
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-def test_train_local_trials_in_one_process_get_their_own_runs(
-    ray_cluster: str, repo_root: Path, clean_dir: Path
-) -> None:
-    resources = {"workers_per_trial": 1, "cpus_per_worker": 1, "executor": "train_local", "max_concurrent_trials": 1}
-    sweep_file = tiny_sweep_file(
-        repo_root, clean_dir, resources=resources, wandb={"enabled": True, "mode": "offline", "project": "biollm-test"}
-    )
-    result = CliRunner().invoke(app, ["submit", str(sweep_file), "--address", ray_cluster])
-    assert result.exit_code == 0, result.output
-    (sweep_dir,) = (clean_dir / "sweeps").iterdir()
+def test_train_local_trials_in_one_process_get_their_own_runs(train_local_sweep: tuple[Path, int, str]) -> None:
+    sweep_dir, exit_code, output = train_local_sweep  # the session's train_local sweep, W&B offline
+    assert exit_code == 0, output
     manifest = json.loads((sweep_dir / "manifest.json").read_text())
     runs = {}
     for trial in manifest["trials"]:
