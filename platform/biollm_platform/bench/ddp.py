@@ -32,20 +32,25 @@ def _median_ms(times: list[float]) -> float:
     return statistics.median(times) * 1e3
 
 
+def _rank_setup(overrides: list[str]) -> tuple[Any, Any, Any, Any]:
+    """(config, device, precision, benchmark) of a rank target's run, as the runner builds them."""
+    from biollm_core import builders
+    from biollm_core.config.loader import load_config
+    from biollm_core.device import pick_device
+
+    config = load_config(overrides)
+    device = pick_device(config.device)
+    return config, device, builders.build_precision(config, device), builders.build_benchmark(config)
+
+
 def time_rank(*, distributed: Any, overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
     """One rank's timings (target of ``run_group``)."""
     import torch
 
-    from biollm_core import builders
-    from biollm_core.config.loader import load_config
-    from biollm_core.device import pick_device
     from biollm_core.methods import MethodContext, build_method
 
-    config = load_config(overrides)
+    config, device, precision, bench = _rank_setup(overrides)
     dp = distributed
-    device = pick_device(config.device)
-    precision = builders.build_precision(config, device)
-    bench = builders.build_benchmark(config)
     heldout = bench.heldout(0)
     context = MethodContext(bench, device, precision, heldout.labels.shape[1], heldout.attention_mask is not None, dp)
     method = build_method(config, context)
@@ -94,15 +99,10 @@ def time_ddp_against_allreduce(*, distributed: Any, overrides: list[str], steps:
     from torch.nn.parallel import DistributedDataParallel
 
     from biollm_core import builders
-    from biollm_core.config.loader import load_config
-    from biollm_core.device import pick_device
     from biollm_core.methods.supervised import NeocortexLearner, label_loss
 
-    config = load_config(overrides)
+    config, device, precision, bench = _rank_setup(overrides)
     dp = distributed
-    device = pick_device(config.device)
-    precision = builders.build_precision(config, device)
-    bench = builders.build_benchmark(config)
     B = config.train.batch_size
 
     class Whole(torch.nn.Module):  # DDP hooks the module's forward: encode and decode as one call
