@@ -18,7 +18,8 @@ the arithmetic it did before data parallelism existed.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,6 @@ class Distributed:
     world_size: int = 1
     backend: str = "none"  # the process group's: gloo (CPU tensors) or nccl (CUDA tensors)
     comm_s: float = 0.0
-    collectives: int = 0
 
     @property
     def parallel(self) -> bool:
@@ -92,13 +92,20 @@ class Distributed:
             return tensor.to(torch.device("cuda", torch.cuda.current_device()))
         return tensor
 
+    @contextmanager
+    def _timed(self) -> Iterator[None]:
+        """Count the host time of the collective inside the block in ``comm_s``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.comm_s += time.perf_counter() - started
+
     def _timed_all_reduce(self, buffer: torch.Tensor) -> None:
         import torch.distributed as dist
 
-        started = time.perf_counter()
-        dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
-        self.comm_s += time.perf_counter() - started
-        self.collectives += 1
+        with self._timed():
+            dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
 
     def sum_gradients(
         self, params: Sequence[torch.nn.Parameter], extras: Sequence[torch.Tensor] = (),
@@ -142,6 +149,16 @@ class Distributed:
         self._timed_all_reduce(out)
         return out.to(tensor.device)
 
+    def all_reduce_many(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The elementwise sums of several tensors over ranks, in one collective (new tensors, in their
+        shapes and dtypes; the tensors themselves at W = 1)."""
+        if not self.parallel:
+            return list(tensors)
+        import torch
+
+        flat = self.all_reduce_sum(torch.cat([t.reshape(-1).float() for t in tensors]))
+        return [part.view_as(t).to(t.dtype) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors, strict=True)]
+
     def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
         """(W, *shape): every rank's ``tensor`` (same shape on all ranks), in rank order."""
         if not self.parallel:
@@ -151,10 +168,8 @@ class Distributed:
 
         local = self._comm(tensor.contiguous())
         out = [torch.empty_like(local) for _ in range(self.world_size)]
-        started = time.perf_counter()
-        dist.all_gather(out, local)
-        self.comm_s += time.perf_counter() - started
-        self.collectives += 1
+        with self._timed():
+            dist.all_gather(out, local)
         return torch.stack(out).to(tensor.device)
 
     def agree(self, value: float) -> float:
@@ -165,10 +180,8 @@ class Distributed:
         import torch.distributed as dist
 
         buffer = self._comm(torch.tensor([value], dtype=torch.float64))
-        started = time.perf_counter()
-        dist.broadcast(buffer, src=0)
-        self.comm_s += time.perf_counter() - started
-        self.collectives += 1
+        with self._timed():
+            dist.broadcast(buffer, src=0)
         return float(buffer.item())
 
     def barrier(self) -> None:

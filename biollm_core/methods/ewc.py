@@ -44,9 +44,8 @@ def empirical_fisher(learner: NeocortexLearner, batches: list[Batch]) -> list[to
             torch._foreach_addcmul_(fisher, grads, grads)
             count += 1
     if dp.parallel:  # one collective: every parameter's sum and the example count
-        flat = dp.all_reduce_sum(torch.cat([f.reshape(-1) for f in fisher] + [torch.tensor([float(count)], device=fisher[0].device)]))
-        count = int(flat[-1])
-        fisher = [chunk.view_as(f) for chunk, f in zip(flat[:-1].split([f.numel() for f in fisher]), fisher, strict=True)]
+        *fisher, total = dp.all_reduce_many([*fisher, torch.tensor([float(count)], device=fisher[0].device)])
+        count = int(total)
     torch._foreach_div_(fisher, max(count, 1))
     return fisher
 
