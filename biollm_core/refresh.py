@@ -24,43 +24,34 @@ class RefreshResult:
     mean_agreement: float  # over experts that had probe episodes (nan if none had)
 
 
-def absorption_agreement(
-    base_argmax: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor, owner: torch.Tensor, valid: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-expert agreement of the base argmax with the targets on supervised tokens.
-
-    base_argmax, targets, labels: (E, P, T) for each expert's P probe episodes; valid: (E, P).
-    Returns agreement (E,) and whether each expert had any supervised probe token (E,).
-    """
-    supervised = (labels != -100) & valid.unsqueeze(-1)
-    agree = ((base_argmax == targets) & supervised).flatten(1).sum(1)
-    total = supervised.flatten(1).sum(1)
-    return agree / total.clamp_min(1), total > 0
-
-
 def probe_counts(base_argmax: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, T) base argmax and labels of N probe episodes -> agreeing and supervised tokens, (N,) each."""
     supervised = labels != -100
     return ((base_argmax == labels) & supervised).sum(1), supervised.sum(1)
 
 
+def expert_agreement(counts: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(2, E, P) agreeing and supervised tokens of each expert's P probes, (E, P) which probes are real
+    -> each expert's agreement over its valid probes (E,) and whether it had a supervised token (E,)."""
+    agree, total = (counts * valid).sum(-1)
+    return agree / total.clamp_min(1), total > 0
+
+
 @torch.no_grad()
-def sharded_agreement(
-    neocortex: Neocortex, replay: ReplayBuffer, index: torch.Tensor, valid: torch.Tensor, distributed: Distributed
+def probe_agreement(
+    neocortex: Neocortex, replay: ReplayBuffer, index: torch.Tensor, valid: torch.Tensor, distributed: Distributed = SINGLE
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``absorption_agreement`` on probes spread over ranks: each rank scores the probes it holds and
-    the per-probe token counts are summed, so every rank gets the same agreement (E,) and tested (E,)."""
+    """``expert_agreement`` of the neocortex alone on the probe episodes at slots ``index`` (E, P). Data
+    parallel: each rank scores the probes it holds and the per-probe counts are summed, so every rank
+    gets the same agreement (E,) and tested (E,); one process holds them all."""
     flat = index.flatten()
     held = replay.held(flat)
     sample = replay.gather(flat[held])
     counts = torch.zeros(2, flat.numel(), device=flat.device)
     if len(sample):
         base = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
-        agree, total = probe_counts(base.argmax(-1), sample.labels)
-        counts[:, held] = torch.stack([agree, total]).float()
-    counts = distributed.all_reduce_sum(counts).view(2, *index.shape) * valid  # (2, E, P)
-    agree, total = counts.sum(-1)
-    return agree / total.clamp_min(1), total > 0
+        counts[:, held] = torch.stack(probe_counts(base.argmax(-1), sample.labels)).float()
+    return expert_agreement(distributed.all_reduce_sum(counts).view(2, *index.shape), valid)
 
 
 @torch.no_grad()
@@ -84,14 +75,7 @@ def refresh_experts(
         mean_agreement = float("nan")
     else:
         index, valid = replay.recent_episodes_of(E, probe_episodes)  # (E, P): the same slots on every rank
-        if distributed.parallel:
-            agreement, tested = sharded_agreement(neocortex, replay, index, valid, distributed)
-        else:
-            sample = replay.gather(index.flatten())
-            base = neocortex.decode(neocortex.encode(sample.input_ids, sample.attention_mask), sample.attention_mask)
-            shape = (E, index.shape[1], -1)
-            labels = sample.labels.view(shape)
-            agreement, tested = absorption_agreement(base.argmax(-1).view(shape), labels, labels, index, valid)
+        agreement, tested = probe_agreement(neocortex, replay, index, valid, distributed)
         chosen = tested & (agreement >= agreement_threshold)
         mean_agreement = float(agreement[tested].mean()) if bool(tested.any()) else float("nan")
     hippocampus.reset_experts(chosen, reset_factor)

@@ -9,7 +9,7 @@ import torch
 
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.models.tiny_transformer import TinyTransformer
-from biollm_core.refresh import absorption_agreement, refresh_experts
+from biollm_core.refresh import expert_agreement, probe_counts, refresh_experts
 from biollm_core.replay_buffer import ReplayBuffer
 
 V, T, H = 16, 6, 16
@@ -100,16 +100,18 @@ def test_an_expert_without_probe_episodes_is_not_reset() -> None:
     assert result.mean_agreement == pytest.approx(0.5)  # expert 1 now holds both kinds of episode
 
 
-def test_absorption_agreement_hand_value() -> None:
-    # 2 experts, 2 probe episodes of 3 tokens each
-    base = torch.tensor([[[1, 2, 3], [4, 5, 6]], [[1, 1, 1], [2, 2, 2]]])
-    teacher = torch.tensor([[[1, 2, 0], [4, 0, 6]], [[1, 1, 1], [9, 9, 9]]])
-    labels = torch.tensor([[[-100, 0, 0], [0, 0, 0]], [[0, 0, 0], [0, 0, 0]]])
+def test_agreement_hand_value() -> None:
+    # 2 experts, 2 probe episodes of 3 tokens each; -100 marks an unsupervised token
+    base = torch.tensor([[1, 2, 3], [4, 5, 6], [1, 1, 1], [2, 2, 2]])
+    labels = torch.tensor([[-100, 2, 0], [4, 0, 6], [1, 1, 1], [9, 9, 9]])
+    agree, total = probe_counts(base, labels)
+    assert agree.tolist() == [1, 2, 3, 0] and total.tolist() == [2, 3, 3, 3]
+    counts = torch.stack([agree, total]).float().view(2, 2, 2)
     valid = torch.tensor([[True, True], [True, False]])
-    agreement, tested = absorption_agreement(base, teacher, labels, torch.zeros(2, 2), valid)
-    # expert 0: supervised tokens 2 + 3 = 5, agreeing: (pos 1) + (pos 0, pos 2) = 3 -> 0.6
-    # expert 1: only episode 0 is valid: 3 of 3 agree -> 1.0
+    agreement, tested = expert_agreement(counts, valid)
+    # expert 0: supervised tokens 2 + 3 = 5, agreeing 1 + 2 = 3 -> 0.6
+    # expert 1: only episode 0 is valid: 3 of 3 agree -> 1.0 (episode 1, 0 of 3, does not count)
     assert agreement.tolist() == pytest.approx([0.6, 1.0])
     assert tested.tolist() == [True, True]
-    none_valid = absorption_agreement(base, teacher, labels, torch.zeros(2, 2), torch.zeros(2, 2, dtype=torch.bool))
+    none_valid = expert_agreement(counts, torch.zeros(2, 2, dtype=torch.bool))
     assert none_valid[1].tolist() == [False, False]
