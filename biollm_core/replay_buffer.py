@@ -23,6 +23,7 @@ from dataclasses import KW_ONLY, dataclass
 import torch
 
 from biollm_core.distributed import SINGLE, Distributed
+from biollm_core.rank_state import RANK_LOCAL
 from biollm_core.replay_shard import ShardMap, initial_rows
 
 PAYLOAD = ("input_ids", "labels", "attention_mask", "teacher", "teacher_indices")  # on the rank that saw it
@@ -282,7 +283,7 @@ class ReplayBuffer:
             index = torch.randint(0, size, (batch_size,), generator=self.generator)
         if self.shard is None:
             return self.gather(index.to(self.tensors["input_ids"].device))
-        rows = torch.tensor([self.shard.row_of[s] for s in index.tolist()])
+        rows = self._rows_of(index)
         held = (rows >= 0).nonzero().flatten()
         sample = self.gather_rows(rows[held].to(self.tensors["input_ids"].device))
         sample.positions = held.to(sample.input_ids.device)
@@ -321,14 +322,18 @@ class ReplayBuffer:
         """The episodes at slots ``index`` that this rank holds (all of them at W = 1), in that order."""
         if self.shard is None:
             return self.gather_rows(index)
-        rows = torch.tensor([self.shard.row_of[s] for s in index.tolist()], dtype=torch.long)
+        rows = self._rows_of(index)
         return self.gather_rows(rows[rows >= 0].to(self.tensors["input_ids"].device))
 
     def held(self, index: torch.Tensor) -> torch.Tensor:
         """(N,) bool: whether this rank holds the episode at each slot of ``index``."""
         if self.shard is None:
             return torch.ones(index.shape, dtype=torch.bool, device=index.device)
-        return torch.tensor([self.shard.row_of[s] >= 0 for s in index.tolist()], dtype=torch.bool, device=index.device)
+        return (self._rows_of(index) >= 0).to(index.device)
+
+    def _rows_of(self, index: torch.Tensor) -> torch.Tensor:
+        """(N,) this rank's local row of each slot of ``index`` (-1: another rank holds it), on the host."""
+        return torch.tensor([self.shard.row_of[s] for s in index.tolist()], dtype=torch.long)
 
     def local_rows(self) -> torch.Tensor:
         """The local rows holding episodes, in slot order (W = 1: every filled slot)."""
@@ -365,8 +370,8 @@ class ReplayBuffer:
 
     def state_dict(self) -> dict:
         """This rank's buffer: the shared records, its own payload rows and (data parallel) its slot map."""
-        # Data parallel: rank_local marks this rank's own state (rank_state.py checkpoints it per rank).
-        shard = {} if self.shard is None else {"rank_local": True, "shard": self.shard.state_dict()}
+        # Data parallel: RANK_LOCAL marks this rank's own state (rank_state.py checkpoints it per rank).
+        shard = {} if self.shard is None else {RANK_LOCAL: True, "shard": self.shard.state_dict()}
         return {"n_seen": self.n_seen, "generator": self.generator.get_state(), **shard,
                 **{f"t.{k}": v for k, v in self.tensors.items()}}
 

@@ -86,8 +86,7 @@ class Lwf:
                 old = self.teacher.decode(self.teacher.encode(batch.input_ids, batch.attention_mask), batch.attention_mask)
             loss = loss + self.alpha * self.distill(logits, old, batch.labels)
         if self.classes:  # data parallel: the classes any rank's rows supervise (the same on every rank)
-            seen = supervised_classes(batch.labels, self.seen.shape[1])
-            self.seen |= self.learner.distributed.all_reduce_sum(seen.float()) > 0 if self.learner.distributed.parallel else seen
+            self.seen |= self.learner.distributed.all_reduce_sum(supervised_classes(batch.labels, self.seen.shape[1]).float()) > 0
         self.learner.step(self.learner.share(loss, len(batch)))
         self.samples_processed += len(batch)
         return self.learner.figures(task_loss, logits, batch.labels)
