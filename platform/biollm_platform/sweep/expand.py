@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from biollm_core.config.schema import RunConfig
+from biollm_core.distributed import Distributed
 from biollm_core.errors import UserError
 from biollm_core.methods.registry import SECTIONS
 
@@ -170,10 +171,11 @@ def expand(
             axis = _blamed_axis(first, axes)
             where = axis_line(sweep_file, axis) if axis else str(sweep_file)
             raise UserError(f"{where}: trial {axes}: {first}") from None
-        workers = spec.resources.workers_per_trial
-        if config.train.batch_size % workers:  # each rank trains on an equal shard of every global batch
-            raise UserError(f"{sweep_file}: trial {axes}: train.batch_size={config.train.batch_size} does not split "
-                            f"into resources.workers_per_trial={workers} equal data-parallel shards")
+        try:  # each rank trains on an equal shard of every global batch: the engine's own check, at submit
+            Distributed(0, spec.resources.workers_per_trial).check_divisible("train.batch_size", config.train.batch_size)
+        except ValueError as error:
+            workers = spec.resources.workers_per_trial
+            raise UserError(f"{sweep_file}: trial {axes}: {error} (resources.workers_per_trial={workers})") from None
         if local := local_path_overrides(config, Path.cwd()):
             overrides.extend(local)
             config = load_config(overrides=overrides, override_files=[Path(f) for f in files])

@@ -84,13 +84,13 @@ def keep_workers_in_this_environment() -> bool:
     ``ray.init`` reads at call time.
     """
     os.environ.setdefault(UV_HOOK_ENV, "0")
-    enabled = os.environ[UV_HOOK_ENV].strip().lower() in ("1", "true")
     try:
         from ray._private import ray_constants
     except ImportError:
         return False
     if not hasattr(ray_constants, UV_HOOK_ENV):
         return False
+    enabled = ray_constants.env_bool(UV_HOOK_ENV, True)  # the variable as Ray itself reads it
     setattr(ray_constants, UV_HOOK_ENV, enabled)
     return not enabled
 

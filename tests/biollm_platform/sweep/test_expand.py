@@ -148,7 +148,8 @@ def test_a_bad_value_of_a_later_axis_names_that_axis_line(tmp_path: Path) -> Non
 def test_a_batch_that_does_not_split_over_the_workers_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text("name: s\nbase:\n  overrides: [train.batch_size=6]\ngrid:\n  seed: [1]\nresources:\n  workers_per_trial: 4\n")
-    with pytest.raises(UserError, match=r"train.batch_size=6 does not split into resources.workers_per_trial=4 equal"):
+    refused = r"train.batch_size=6 does not split into 4 equal data-parallel shards \(resources.workers_per_trial=4\)"
+    with pytest.raises(UserError, match=refused):
         expand(load_sweep(path), path, "sid")
     path.write_text(path.read_text().replace("workers_per_trial: 4", "workers_per_trial: 2"))
     assert len(expand(load_sweep(path), path, "sid")) == 1
