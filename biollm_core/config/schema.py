@@ -96,7 +96,7 @@ class ReplayConfig(Section):
 
 
 class RefreshConfig(Section):
-    policy: Literal["absorbed", "all", "off"] = Field("absorbed", description="Recycle experts whose knowledge the neocortex absorbed, all experts, or none.")
+    policy: Literal["absorbed", "relative", "all", "off"] = Field("absorbed", description="Recycle experts whose knowledge the neocortex absorbed (agreement with the labels at or above the threshold), those plus the experts on whose episodes the neocortex alone is as accurate as with the hippocampus (relative), all experts, or none.")
     probe_episodes: int = Field(8, ge=1, description="Most recent routed episodes used to test an expert's absorption.")
     agreement_threshold: float = Field(0.95, ge=0, le=1, description="Base/teacher argmax agreement at which an expert counts as absorbed.")
     reset_factor: float = Field(0.0, ge=0, le=1, description="theta = init + reset_factor * (theta - init); 0 gives a fresh expert.")

@@ -9,7 +9,7 @@ import torch
 
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.models.tiny_transformer import TinyTransformer
-from biollm_core.refresh import expert_agreement, probe_counts, refresh_experts
+from biollm_core.refresh import expert_agreement, probe_agreement, probe_counts, refresh_experts
 from biollm_core.replay_buffer import ReplayBuffer
 
 V, T, H = 16, 6, 16
@@ -115,3 +115,40 @@ def test_agreement_hand_value() -> None:
     assert tested.tolist() == [True, True]
     none_valid = expert_agreement(counts, torch.zeros(2, 2, dtype=torch.bool))
     assert none_valid[1].tolist() == [False, False]
+
+
+def _probes(model: TinyTransformer, hip: Hippocampus, replay: ReplayBuffer) -> tuple[list[float], list[float]]:
+    index, valid = replay.recent_episodes_of(2, 8)
+    base, _, combined = probe_agreement(model, replay, index, valid, hippocampus=hip)
+    return base.tolist(), combined.tolist()
+
+
+def test_relative_also_recycles_an_expert_the_hippocampus_adds_nothing_to() -> None:
+    model, hip, optimizer, replay = setup("full")
+    base, combined = _probes(model, hip, replay)
+    assert base[1] == combined[1] == 0.0  # expert 1's labels: wrong for the neocortex with or without the delta
+    assert refresh(model, hip, optimizer, replay, "absorbed").refreshed == 1
+    model, hip, optimizer, replay = setup("full")
+    result = refresh(model, hip, optimizer, replay, "relative")
+    assert result.refreshed == 2 and result.mean_agreement == pytest.approx(0.5)
+    for name in NAMES:
+        torch.testing.assert_close(getattr(hip, name), getattr(hip, f"{name}_init"))
+
+
+def test_relative_spares_an_expert_the_combined_model_needs() -> None:
+    model, hip, optimizer, replay = setup("full")
+    with torch.no_grad():
+        hip.w2.mul_(300.0)  # a delta that changes the answers
+        # expert 1's episodes relabelled with the combined model's answers: the hippocampus is needed there
+        slots = (replay.tensors["experts"][: len(replay), 0] == 1).nonzero().flatten()
+        ids = replay.tensors["input_ids"][slots].long()
+        hidden = model.encode(ids, None)
+        labels = model.decode(hidden + hip(hidden).delta, None).argmax(-1)
+        labels[:, 0] = -100
+        replay.tensors["labels"][slots] = labels.to(torch.int32)
+    base, combined = _probes(model, hip, replay)
+    assert combined[1] == 1.0 and base[1] < 1.0  # the combined model answers them, the neocortex alone does not
+    before = snapshot(hip)
+    assert refresh(model, hip, optimizer, replay, "relative").refreshed == 1  # expert 0 only (absorbed)
+    for name in NAMES:
+        assert torch.equal(getattr(hip, name)[1], before[name][1])
