@@ -37,8 +37,10 @@ def _rank_setup(overrides: list[str]) -> tuple[Any, Any, Any, Any]:
     from biollm_core import builders
     from biollm_core.config.loader import load_config
     from biollm_core.device import pick_device
+    from biollm_core.runner import seed_everything
 
     config = load_config(overrides)
+    seed_everything(config.seed)  # as the runner: every rank starts from the same weights
     device = pick_device(config.device)
     return config, device, builders.build_precision(config, device), builders.build_benchmark(config)
 
