@@ -18,7 +18,7 @@ the arithmetic it did before data parallelism existed.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -112,7 +112,8 @@ class Distributed:
         rows: Mapping[torch.nn.Parameter, torch.Tensor] | None = None,
     ) -> list[torch.Tensor]:
         """Sum ``params``' ``.grad`` across ranks in place (a missing grad counts as zeros and is created);
-        ``extras`` (scalars, e.g. the loss) ride in the same all-reduce and come back summed.
+        ``extras`` (tensors, e.g. the loss) ride in the same all-reduce and come back summed (float32, in
+        their shapes).
 
         ``rows[p]``: the only rows (dim 0) of ``p``'s gradient that can be nonzero on any rank (the experts
         the global batch was routed to): only those travel; the others are zero everywhere already."""
@@ -128,8 +129,8 @@ class Distributed:
             grads.append(p.grad)
             views.append(p.grad.index_select(0, rows[p]) if p in rows else p.grad)
         device = grads[0].device if grads else extras[0].device
-        parts = [v.reshape(-1).float() for v in views] + [torch.as_tensor(e, device=device).reshape(1).float() for e in extras]
-        flat = self._comm(torch.cat(parts))  # one bucket: one collective per optimizer step
+        riders = [torch.as_tensor(e, device=device) for e in extras]
+        flat = self._comm(torch.cat([v.reshape(-1).float() for v in views + riders]))  # one collective per optimizer step
         self._timed_all_reduce(flat)
         offset = 0
         for p, g, v in zip(params, grads, views, strict=True):
@@ -139,7 +140,8 @@ class Distributed:
             else:
                 g.copy_(summed)
             offset += v.numel()
-        return list(flat[offset:].to(device).unbind()) if extras else []
+        rest = flat[offset:].to(device).split([e.numel() for e in riders])
+        return [part.view_as(e) for part, e in zip(rest, riders, strict=True)]
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """The elementwise sum of ``tensor`` over ranks (a new tensor; ``tensor`` itself at W = 1)."""
@@ -161,16 +163,27 @@ class Distributed:
 
     def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
         """(W, *shape): every rank's ``tensor`` (same shape on all ranks), in rank order."""
+        return self.start_all_gather(tensor)()
+
+    def start_all_gather(self, tensor: torch.Tensor) -> Callable[[], torch.Tensor]:
+        """``all_gather`` started; the returned function waits for it and returns its (W, *shape) result."""
         if not self.parallel:
-            return tensor.unsqueeze(0)
+            done = tensor.unsqueeze(0)
+            return lambda: done
         import torch
         import torch.distributed as dist
 
         local = self._comm(tensor.contiguous())
         out = [torch.empty_like(local) for _ in range(self.world_size)]
         with self._timed():
-            dist.all_gather(out, local)
-        return torch.stack(out).to(tensor.device)
+            work = dist.all_gather(out, local, async_op=True)
+
+        def finish() -> torch.Tensor:
+            with self._timed():
+                work.wait()
+            return torch.stack(out).to(tensor.device)
+
+        return finish
 
     def agree(self, value: float) -> float:
         """Rank 0's ``value`` on every rank: a decision that must be the same everywhere is rank 0's."""

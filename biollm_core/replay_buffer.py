@@ -41,6 +41,7 @@ class ReplaySample:
     slots: torch.Tensor | None = None  # (B,) the buffer slots gathered (None for a batch built elsewhere)
     base_targets: torch.Tensor | None = None  # (B,) cached neocortex-only gate targets, NaN = stale (see ReplayBuffer)
     positions: torch.Tensor | None = None  # (B,) places of these rows in a sample drawn across ranks (None: all of it)
+    sample_slots: torch.Tensor | None = None  # (N,) every slot of a sample drawn across ranks (``sample_even``; None: ``slots``)
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -108,9 +109,7 @@ class ReplayBuffer:
             self.tensors["teacher_indices"] = torch.zeros(L, T, width, dtype=index_dtype, device=device)
         if with_attention_mask:
             self.tensors["attention_mask"] = torch.zeros(L, T, dtype=torch.bool, device=device)
-        if base_targets:  # float32: the slow path's own values (k / n), NaN until computed
-            if distributed.parallel:
-                raise ValueError("a sharded reservoir keeps no gate-target cache")
+        if base_targets:  # float32: the slow path's own values (k / n), NaN until computed; a per-slot record on every rank
             self.tensors["base_targets"] = torch.full((C,), float("nan"), device=device)
 
     def __len__(self) -> int:
@@ -149,7 +148,8 @@ class ReplayBuffer:
         (without them a stored episode's cache entry is stale).
 
         Data parallel: the arguments are this rank's shard of the global batch (equal shards), except
-        ``experts``, which covers the whole global batch (every rank keeps every slot's experts)."""
+        ``experts`` and ``base_targets``, which cover the whole global batch (every rank keeps every
+        slot's experts and cached gate target)."""
         B = input_ids.shape[0] * self.distributed.world_size
         self._fit_inputs(input_ids)
         pairs = reservoir_slots(self.n_seen, B, self.capacity, self.generator)
@@ -157,7 +157,7 @@ class ReplayBuffer:
         if not pairs:
             return
         if self.shard is not None:
-            self._add_shard(pairs, input_ids, labels, attention_mask, task_id, step, teacher_logits, experts)
+            self._add_shard(pairs, input_ids, labels, attention_mask, task_id, step, teacher_logits, experts, base_targets)
             return
         device = self.tensors["input_ids"].device
         row_list, slot_list = [i for i, _ in pairs], [s for _, s in pairs]
@@ -185,15 +185,18 @@ class ReplayBuffer:
 
     def _add_shard(self, pairs: list[tuple[int, int]], input_ids: torch.Tensor, labels: torch.Tensor,
                    attention_mask: torch.Tensor | None, task_id: int, step: int, teacher_logits: torch.Tensor | None,
-                   experts: torch.Tensor | None) -> None:
+                   experts: torch.Tensor | None, base_targets: torch.Tensor | None) -> None:
         """The data-parallel ``add``: every rank records every slot; the owner of an episode stores it."""
         t, b, rank = self.tensors, input_ids.shape[0], self.distributed.rank
         device = t["steps"].device
         slots = torch.tensor([s for _, s in pairs], device=device)
+        batch_rows = torch.tensor([i for i, _ in pairs], device=device)  # rows of the global batch
         t["task_ids"][slots] = task_id
         t["steps"][slots] = step
         if "experts" in t:
-            t["experts"][slots] = experts[torch.tensor([i for i, _ in pairs], device=device)].to(torch.int16)
+            t["experts"][slots] = experts[batch_rows].to(torch.int16)
+        if "base_targets" in t:
+            t["base_targets"][slots] = float("nan") if base_targets is None else base_targets[batch_rows].float()
         local, rows = [], []
         for i, slot in pairs:
             row = self.shard.assign(slot, i // b == rank)
@@ -276,11 +279,17 @@ class ReplayBuffer:
         """A shuffled batch drawn uniformly without replacement (with replacement if the buffer is smaller).
 
         Data parallel: the same draw on every rank; each gets the drawn episodes it holds."""
+        return self._sample_at(self._draw(batch_size))
+
+    def _draw(self, batch_size: int) -> torch.Tensor:
+        """(batch_size,) slots drawn from the shared generator (the same on every rank)."""
         size = len(self)
         if size >= batch_size:
-            index = torch.randperm(size, generator=self.generator)[:batch_size]
-        else:
-            index = torch.randint(0, size, (batch_size,), generator=self.generator)
+            return torch.randperm(size, generator=self.generator)[:batch_size]
+        return torch.randint(0, size, (batch_size,), generator=self.generator)
+
+    def _sample_at(self, index: torch.Tensor) -> ReplaySample:
+        """The drawn episodes at slots ``index`` that this rank holds, with their places in the draw."""
         if self.shard is None:
             return self.gather(index.to(self.tensors["input_ids"].device))
         rows = self._rows_of(index)
@@ -291,31 +300,35 @@ class ReplayBuffer:
 
     def sample_even(self, batch_size: int) -> ReplaySample:
         """``sample(batch_size)`` cut into equal shares of rows, one per rank, whoever holds them: rank r
-        gets the sample's rows ``distributed.rows(batch_size)``. Its inputs, labels, masks and task ids
-        (not its teachers: ``teacher`` is None) travel in one all-reduce from the ranks that hold them,
+        gets the sample's rows ``distributed.rows(batch_size)``. Its inputs, labels and masks (not its
+        teachers: ``teacher`` is None) travel in one all-reduce from the ranks that hold them,
         so no rank waits on another with more rows (a sample split by holder is uneven: 3 and 1 of 4
-        half the time at W = 2). W = 1: ``sample(batch_size)``."""
-        sample = self.sample(batch_size)
+        half the time at W = 2); its slots and cached gate targets are the shared per-slot records
+        (``sample_slots``: the whole sample's). W = 1: ``sample(batch_size)``."""
+        index = self._draw(batch_size)
+        sample = self._sample_at(index)
         if self.shard is None:
             return sample
         t, dp = self.tensors, self.distributed
         features, T = t["input_ids"].shape[1:].numel(), t["labels"].shape[1]
         masked = sample.attention_mask is not None
-        pieces = [sample.input_ids.flatten(1), sample.labels, *([sample.attention_mask] if masked else []),
-                  sample.task_ids.unsqueeze(1)]
+        pieces = [sample.input_ids.flatten(1), sample.labels, *([sample.attention_mask] if masked else [])]
         pack = torch.zeros(batch_size, sum(p.shape[1] for p in pieces), dtype=torch.float64, device=sample.labels.device)
         pack[sample.positions] = torch.cat([p.double() for p in pieces], 1)  # float64: ids and float32 features exactly
         mine = dp.all_reduce_sum(pack)[dp.rows(batch_size)]
-        inputs, labels, rest = mine.split([features, T, mine.shape[1] - features - T], 1)
+        inputs, labels, rest = mine.split([features, T, mine.shape[1] - features - T], 1)  # rest: the masks
         floats = t["input_ids"].is_floating_point()
+        every = index.to(mine.device)
+        slots = every[dp.rows(batch_size)]
         return ReplaySample(
             input_ids=inputs.to(t["input_ids"].dtype).view(-1, *t["input_ids"].shape[1:]) if floats else inputs.long(),
             labels=labels.long(),
-            attention_mask=rest[:, :T].bool() if masked else None,
+            attention_mask=rest.bool() if masked else None,
             teacher=None,
             teacher_indices=None,
-            task_ids=rest[:, -1].to(t["task_ids"].dtype),
+            task_ids=t["task_ids"][slots],
             positions=torch.arange(batch_size, device=mine.device)[dp.rows(batch_size)],
+            slots=slots, base_targets=t["base_targets"][slots] if "base_targets" in t else None, sample_slots=every,
         )
 
     def gather(self, index: torch.Tensor) -> ReplaySample:

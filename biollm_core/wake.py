@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -69,6 +70,13 @@ def global_stats(distributed: Distributed, task_loss: torch.Tensor, logits: torc
     The routing regulariser is a function of the *global* mean probability: this rank's probabilities
     keep their graph and the other ranks' sum enters as a constant, so the gradients summed over ranks
     are the regulariser's gradient on the whole batch."""
+    return start_global_stats(distributed, task_loss, logits, labels, probs, indices, episode_experts, all_indices)()
+
+
+def start_global_stats(distributed: Distributed, task_loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
+                       probs: torch.Tensor, indices: torch.Tensor, episode_experts: torch.Tensor,
+                       all_indices: torch.Tensor) -> Callable[[], GlobalStats]:
+    """``global_stats`` with its all-gather started: the returned function waits for it and builds them."""
     E = probs.shape[-1]
     mask = labels != -100
     tokens = mask.sum()
@@ -79,16 +87,21 @@ def global_stats(distributed: Distributed, task_loss: torch.Tensor, logits: torc
                         device=probs.device)])
     local = torch.cat([head, probs.detach().float().sum(0), used.float(), routed.float(),
                        episode_experts.flatten().float()]).double()
-    every = distributed.all_gather(local)  # (W, 4 + 3E + b*k)
-    total = every.sum(0)
-    others = (total[4 : 4 + E] - local[4 : 4 + E]).float()
-    mean_probs = (probs.float().sum(0) + others) / total[3].float()
-    return GlobalStats(
-        task_loss=(total[2] / total[0].clamp_min(1)).float(), accuracy=(total[1] / total[0].clamp_min(1)).float(),
-        mean_probs=mean_probs, used=total[4 + E : 4 + 2 * E].round().long(),
-        episode_experts=every[:, 4 + 3 * E :].round().long().reshape(-1, episode_experts.shape[-1]),
-        trained=(total[4 + 2 * E : 4 + 3 * E] > 0).nonzero().flatten(),
-    )
+    gathered = distributed.start_all_gather(local)  # (W, 4 + 3E + b*k)
+
+    def finish() -> GlobalStats:
+        every = gathered()
+        total = every.sum(0)
+        others = (total[4 : 4 + E] - local[4 : 4 + E]).float()
+        mean_probs = (probs.float().sum(0) + others) / total[3].float()
+        return GlobalStats(
+            task_loss=(total[2] / total[0].clamp_min(1)).float(), accuracy=(total[1] / total[0].clamp_min(1)).float(),
+            mean_probs=mean_probs, used=total[4 + E : 4 + 2 * E].round().long(),
+            episode_experts=every[:, 4 + 3 * E :].round().long().reshape(-1, episode_experts.shape[-1]),
+            trained=(total[4 + 2 * E : 4 + 3 * E] > 0).nonzero().flatten(),
+        )
+
+    return finish
 
 
 def reward_scale(accuracy: torch.Tensor, reward_alpha: float) -> torch.Tensor:
@@ -117,26 +130,33 @@ def gate_loss(gate_logits: torch.Tensor, targets: torch.Tensor, attention_mask: 
 @torch.no_grad()
 def neocortex_gate_targets(
     neocortex: Neocortex, hidden: torch.Tensor, mask: torch.Tensor | None, labels: torch.Tensor, harm: ReplaySample | None,
-    precision: Precision, cache: ReplayBuffer | None,
+    precision: Precision, cached: bool,
 ) -> torch.Tensor:
     """(B + R, T, H) hidden states of the batch and the replayed episodes -> (B + R,) their ``gate_targets``.
 
-    With ``cache`` (a buffer that keeps them, the neocortex frozen since the last sleep) a replayed
-    episode's target is a function of its input: those cached are reused and only the batch and the
-    stale episodes are decoded, and the new values are cached. The same targets as decoding all of
-    them; one host sync (how many are stale).
+    ``cached`` (a buffer that keeps them, the neocortex frozen since the last sleep): a replayed
+    episode's target is a function of its input, so those cached (``harm.base_targets``) are reused
+    and only the batch and the stale episodes are decoded. The same targets as decoding all of them;
+    one host sync (how many are stale). The caller caches the new values (``cache_gate_targets``).
     """
     B = labels.shape[0]
     all_labels = labels if harm is None else torch.cat([labels, harm.labels])
-    if harm is None or cache is None:
+    if harm is None or not cached:
         with precision.autocast():
             return gate_targets(neocortex.decode(hidden, mask), all_labels)
     stale = harm.base_targets.isnan()  # (R,)
     rows = torch.cat([torch.arange(B, device=hidden.device), B + stale.nonzero().squeeze(1)])  # the host sync
     with precision.autocast():
         fresh = gate_targets(neocortex.decode(hidden[rows], None if mask is None else mask[rows]), all_labels[rows])
-    cache.write_base_targets(harm.slots[stale], fresh[B:])
     return torch.cat([fresh.new_zeros(B), harm.base_targets.to(fresh.dtype)]).index_copy(0, rows, fresh)
+
+
+def spread(distributed: Distributed, values: torch.Tensor, total: int) -> torch.Tensor:
+    """(total,) zeros with this rank's ``values`` at its rows ``distributed.rows(total)``: summed over
+    ranks (exactly: x + 0 = x), every rank's values in global order."""
+    out = values.new_zeros(total)
+    out[distributed.rows(total)] = values
+    return out
 
 
 def wake_step(
@@ -208,9 +228,28 @@ def wake_step(
     units = routed.probs.shape[0] // inputs.shape[0] * B  # routing units of the stream's batch
     task_loss = F.cross_entropy(logits[:B].float().flatten(0, 1), labels.flatten(), ignore_index=-100)
     accuracy = token_accuracy(logits[:B].detach(), labels)
-    if dp.parallel:
-        stats = global_stats(dp, task_loss, logits[:B].detach(), labels, routed.probs[:units], routed.indices[:units],
-                             routed.episode_experts[:B], routed.indices)
+    # Data parallel: the batch statistics travel while this rank computes the terms that do not read them.
+    pending_stats = start_global_stats(dp, task_loss, logits[:B].detach(), labels, routed.probs[:units], routed.indices[:units],
+                                       routed.episode_experts[:B], routed.indices) if dp.parallel else None
+    harm_term = None
+    if harm is not None:
+        harm_loss = F.cross_entropy(logits[B:].float().flatten(0, 1), harm.labels.flatten(), ignore_index=-100)
+        harm_term = harm_weight * dp.share(harm_loss, len(harm), harm_batch_size)
+    targets, gate_term, cache = None, None, None
+    if gate_weight > 0 and routed.gate_logits is not None and (gate_on_batch or harm is not None):
+        cache = replay if replay is not None and replay.caches_base_targets and base_optimizer is None else None
+        first = 0 if gate_on_batch else B  # without the batch: the replayed episodes only (its own come when replayed)
+        rows_mask = None if input_mask is None else input_mask[first:]
+        targets = neocortex_gate_targets(neocortex, hidden[first:].detach(), rows_mask, labels[:B - first], harm, precision,
+                                         cached=cache is not None)
+        # A mean over this rank's rows, as its part of the mean over the global batch's and replayed rows.
+        total = (B * dp.world_size if gate_on_batch else 0) + (0 if harm is None else harm_batch_size)
+        gate_term = gate_weight * dp.share(gate_loss(routed.gate_logits[first:], targets, rows_mask), len(inputs) - first, total)
+    # What the buffer caches: the batch's targets (stored with its episodes) and the replayed ones'.
+    batch_targets = None if cache is None or not gate_on_batch else targets[:B]
+    harm_targets = None if cache is None or harm is None else targets[B - first :]
+    if pending_stats is not None:
+        stats = pending_stats()
         scale = reward_scale(stats.accuracy, reward_alpha) if reward_from_correctness else 1.0
         loss = dp.share(task_loss, B, B * dp.world_size) * scale
         loss = loss + routing_reg_weight * routing_regulariser_of_mean(stats.mean_probs)
@@ -218,25 +257,23 @@ def wake_step(
         stats = None
         loss = task_loss * reward_scale(accuracy, reward_alpha) if reward_from_correctness else task_loss
         loss = loss + routing_reg_weight * routing_regulariser(routed.probs[:units].float())
-    if harm is not None:
-        harm_loss = F.cross_entropy(logits[B:].float().flatten(0, 1), harm.labels.flatten(), ignore_index=-100)
-        loss = loss + harm_weight * dp.share(harm_loss, len(harm), harm_batch_size)
-    targets = None
-    if gate_weight > 0 and routed.gate_logits is not None and (gate_on_batch or harm is not None):
-        cache = replay if replay is not None and replay.caches_base_targets and base_optimizer is None else None
-        first = 0 if gate_on_batch else B  # without the batch: the replayed episodes only (its own come when replayed)
-        rows_mask = None if input_mask is None else input_mask[first:]
-        targets = neocortex_gate_targets(neocortex, hidden[first:].detach(), rows_mask, labels[:B - first], harm, precision, cache)
-        # A mean over this rank's rows, as its part of the mean over the global batch's and replayed rows.
-        total = (B * dp.world_size if gate_on_batch else 0) + (0 if harm is None else harm_batch_size)
-        loss = loss + gate_weight * dp.share(gate_loss(routed.gate_logits[first:], targets, rows_mask), len(inputs) - first, total)
+    for term in (harm_term, gate_term):
+        if term is not None:
+            loss = loss + term
     optimizer.zero_grad(set_to_none=True)
     if base_optimizer is not None:
         base_optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     # Only the experts the global batch was routed to have gradients: only their rows are summed.
     routed_rows = None if stats is None else dict.fromkeys(hippocampus.expert_parameters(), stats.trained)
-    dp.sum_gradients(optimizer_params(optimizer, base_optimizer), rows=routed_rows)
+    # Data parallel: the cached targets ride in the gradients' all-reduce, so every rank records every slot's.
+    spreads = {name: (values, total) for name, values, total in (("batch", batch_targets, B * dp.world_size),
+                                                                 ("harm", harm_targets, harm_batch_size))
+               if values is not None and dp.parallel}
+    summed = dp.sum_gradients(optimizer_params(optimizer, base_optimizer), [spread(dp, *v) for v in spreads.values()],
+                              rows=routed_rows)
+    every = dict(zip(spreads, summed, strict=True))  # the global batch's and the whole sample's targets
+    batch_targets, harm_targets = every.get("batch", batch_targets), every.get("harm", harm_targets)
     scaler.step(optimizer)
     if base_optimizer is not None:
         scaler.step(base_optimizer)
@@ -247,6 +284,8 @@ def wake_step(
         novelty = hippocampus.record_usage(stats.used)
     else:
         novelty = hippocampus.record_routing(routed.indices[:units])
+    if harm_targets is not None:
+        cache.write_base_targets(harm.slots if harm.sample_slots is None else harm.sample_slots, harm_targets)
     replayed = 0 if harm is None else len(harm)
     if replay is None:
         return WakeResult(task_loss.detach(), accuracy, novelty, replayed)
@@ -259,7 +298,13 @@ def wake_step(
         teacher = logits[:B].detach()
     replay.add(
         input_ids=x, labels=labels, attention_mask=mask, teacher_logits=teacher, task_id=batch.task_id, step=step,
-        experts=routed.episode_experts[:B] if stats is None else stats.episode_experts,
-        base_targets=None if targets is None or base_optimizer is not None or not gate_on_batch else targets[:B],
+        experts=routed.episode_experts[:B] if stats is None else stats.episode_experts, base_targets=batch_targets,
     )
+    return WakeResult(task_loss.detach(), accuracy, novelty, replayed)
+    with torch.no_grad(), precision.autocast():
+        # The teacher is the combined model *after* the step. A frozen neocortex is unchanged: reuse hidden.
+        current = neocortex.encode(x, mask) if base_optimizer is not None else hidden[:B]
+        teacher = neocortex.decode(current + hippocampus(current, mask).delta, mask)
+    replay.add(input_ids=x, labels=labels, attention_mask=mask, teacher_logits=teacher, task_id=batch.task_id, step=step,
+               experts=experts, base_targets=batch_targets)
     return WakeResult(task_loss.detach(), accuracy, novelty, replayed)

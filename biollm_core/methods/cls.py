@@ -244,9 +244,9 @@ def build(config: RunConfig, context: MethodContext) -> ClsLearner:
             p.requires_grad_(True)
         wake_base_opt = builders.adamw(consolidated, lr=c.slow_lr * c.wake_base_lr_scale, weight_decay=c.weight_decay)
     # The gate's neocortex-only targets of replayed episodes are cached between sleeps when the neocortex is
-    # frozen awake (one process: a sharded reservoir keeps no cache, its ranks decode them every step).
+    # frozen awake (data parallel: a per-slot record every rank keeps, filled from every rank's decodes).
     cache = (hippocampus is not None and e.gate and config.wake.gate_weight > 0 and config.wake.harm_batch_size > 0
-             and wake_base_opt is None and not context.distributed.parallel)
+             and wake_base_opt is None)
     replay = builders.build_replay(config, context.seq_len, context.device, with_attention_mask=context.with_attention_mask,
                                    distributed=context.distributed, base_targets=cache)
     settings = ClsSettings(

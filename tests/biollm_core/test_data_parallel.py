@@ -130,7 +130,32 @@ def run_all(distributed: Distributed, methods: list[str], root: str, stop: int) 
     every variant's run, cls stopped at ``stop`` and resumed, and the decision check."""
     return {"methods": run_methods(distributed, methods, root),
             "resumed": run_stopped_then_resumed(distributed, "cls", str(Path(root) / "resumed"), stop),
-            "decisions": decide_apart(distributed), "even": even_sample(distributed)}
+            "decisions": decide_apart(distributed), "even": even_sample(distributed), "gate_cache": gate_cache(distributed)}
+
+
+def gate_cache(distributed: Distributed) -> list[float]:
+    """The cls learner's cached gate targets (a per-slot record) after 6 wake steps of the tiny stream,
+    stale after the third (as after a sleep): each rank decodes only its rows, and every rank must end
+    with every slot's value."""
+    from biollm_core import builders
+    from biollm_core.device import pick_device
+    from biollm_core.methods import MethodContext, build_method
+    from biollm_core.runner import seed_everything
+
+    config = load_config(overrides("cls"))
+    seed_everything(config.seed)
+    device = pick_device(config.device)
+    bench = builders.build_benchmark(config)
+    heldout = bench.heldout(0)
+    context = MethodContext(bench, device, builders.build_precision(config, device), heldout.labels.shape[1],
+                            heldout.attention_mask is not None, distributed)
+    method = build_method(config, context)
+    B = config.train.batch_size
+    for step in range(6):
+        if step == 3:
+            method.replay.invalidate_base_targets()
+        method.observe(bench.train_batch(step, B).rows(distributed.rows(B)), step)
+    return method.replay.tensors["base_targets"].tolist()
 
 
 def even_sample(distributed: Distributed) -> dict[str, Any]:
@@ -191,6 +216,16 @@ def test_an_even_sample_gives_each_rank_an_equal_share_of_one_processs_sample(ru
     for name, (value, dtype) in whole.items():
         assert parts[0][name][0] + parts[1][name][0] == value, name
         assert parts[0][name][1] == parts[1][name][1] == dtype, name
+
+
+@pytest.mark.slow
+def test_each_rank_caches_every_slots_gate_target_as_one_process_does(runs) -> None:  # noqa: ANN001
+    whole = torch.tensor(gate_cache(SINGLE))
+    cached = ~whole.isnan()
+    # Slots 0-23 (steps 0-2, stale after step 2): cached again only where replayed since; 24-47 cached when stored.
+    assert 0 < int(cached[:24].sum()) < 24 and cached[24:48].all() and not cached[48:].any()
+    for rank in runs[2]:
+        torch.testing.assert_close(torch.tensor(rank["gate_cache"]), whole, rtol=0, atol=0, equal_nan=True)
 
 
 @pytest.mark.slow
