@@ -140,7 +140,7 @@ def remote_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
 
 def _stop_head(temp_dir: str, gcs_port: int) -> None:
     _signal_all(_head_pids(temp_dir, gcs_port), signal.SIGTERM)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 3  # some of the head's processes ignore SIGTERM: waiting longer only waits
     while _head_pids(temp_dir, gcs_port) and time.monotonic() < deadline:
         time.sleep(0.5)
     _signal_all(_head_pids(temp_dir, gcs_port), signal.SIGKILL)
