@@ -112,8 +112,8 @@ class Distributed:
         rows: Mapping[torch.nn.Parameter, torch.Tensor] | None = None,
     ) -> list[torch.Tensor]:
         """Sum ``params``' ``.grad`` across ranks in place (a missing grad counts as zeros and is created);
-        ``extras`` (tensors, e.g. the loss) ride in the same all-reduce and come back summed (float32, in
-        their shapes).
+        ``extras`` (tensors, e.g. the loss) ride in the same all-reduce and come back summed (W > 1:
+        float32, in their shapes; W = 1: as passed).
 
         ``rows[p]``: the only rows (dim 0) of ``p``'s gradient that can be nonzero on any rank (the experts
         the global batch was routed to): only those travel; the others are zero everywhere already."""

@@ -11,62 +11,22 @@ every episode: T for tokens, the output heads for a classifier.
 Data parallel (``distributed`` with W ranks): the reservoir stays one global buffer of ``capacity``
 slots. Every rank draws the same slot decisions and samples from the same generator over the same
 global batches, so which episodes the buffer holds and which a sample draws do not depend on W; the
-slot/step/task/expert records (small) are kept by every rank, and an episode's payload (inputs, labels,
-teacher) only by the rank that saw it (``replay_shard.py``). A sample then gives each rank the drawn
-episodes it holds, in the sample's order; ``ReplaySample.positions`` says where they stand in it.
+per-slot records (step, task, experts, cached gate target: small) are kept by every rank, and an
+episode's payload (inputs, labels, teacher) only by the rank that saw it (``replay_shard.py``). A
+sample then gives each rank the drawn episodes it holds, in the sample's order;
+``ReplaySample.positions`` says where they stand in it.
 """
 
 from __future__ import annotations
-
-from dataclasses import KW_ONLY, dataclass
 
 import torch
 
 from biollm_core.distributed import SINGLE, Distributed
 from biollm_core.rank_state import RANK_LOCAL
+from biollm_core.replay_sample import ReplaySample, reservoir_slots
 from biollm_core.replay_shard import ShardMap, initial_rows
 
 PAYLOAD = ("input_ids", "labels", "attention_mask", "teacher", "teacher_indices")  # on the rank that saw it
-
-
-@dataclass
-class ReplaySample:
-    input_ids: torch.Tensor  # (B, T) long token ids, or (B, D) float features
-    labels: torch.Tensor  # (B, L)
-    attention_mask: torch.Tensor | None  # (B, T) bool
-    teacher: torch.Tensor | None  # (B, T, V) or (B, T, K) logits; None when the buffer keeps no teachers
-    teacher_indices: torch.Tensor | None  # (B, T, K) vocabulary ids of a top-k teacher
-    task_ids: torch.Tensor  # (B,)
-    _: KW_ONLY  # the optional fields by name only: a positional one would land in the wrong field
-    slots: torch.Tensor | None = None  # (B,) the buffer slots gathered (None for a batch built elsewhere)
-    base_targets: torch.Tensor | None = None  # (B,) cached neocortex-only gate targets, NaN = stale (see ReplayBuffer)
-    positions: torch.Tensor | None = None  # (B,) places of these rows in a sample drawn across ranks (None: all of it)
-    sample_slots: torch.Tensor | None = None  # (N,) every slot of a sample drawn across ranks (``sample_even``; None: ``slots``)
-
-    def __len__(self) -> int:
-        return self.input_ids.shape[0]
-
-    def leading(self, count: int) -> int:
-        """How many of these rows are among the sample's first ``count`` (they lead it, in order)."""
-        if self.positions is None:
-            return min(count, len(self))
-        return int((self.positions < count).sum())
-
-
-def reservoir_slots(n_seen: int, batch: int, capacity: int, generator: torch.Generator) -> list[tuple[int, int]]:
-    """(element index in batch, slot) pairs for ``batch`` new items after ``n_seen`` seen so far.
-
-    Algorithm R: item number n (0-based) goes to slot n while the buffer fills, then to slot j ~ U{0..n}
-    if j < capacity. A later element overwriting the same slot wins, as in the sequential algorithm.
-    """
-    draws = torch.rand(batch, generator=generator, dtype=torch.float64).tolist()
-    chosen: dict[int, int] = {}
-    for i, u in enumerate(draws):
-        n = n_seen + i
-        slot = n if n < capacity else int(u * (n + 1))
-        if slot < capacity:
-            chosen[slot] = i
-    return [(i, slot) for slot, i in chosen.items()]
 
 
 class ReplayBuffer:
@@ -121,8 +81,9 @@ class ReplayBuffer:
         return self.bytes_per_episode() * self.capacity
 
     def bytes_per_episode(self) -> int:
-        """What the memory keeps of an episode. The gate-target cache (4 bytes, recomputable from the
-        episode, kept by one process only) is not memory: it would make the figure depend on W."""
+        """What the memory keeps of an episode. The gate-target cache (4 bytes a slot) is not episodic
+        memory: the frozen neocortex derives it from the episode and every sleep drops it; counting it
+        would make the memory figure depend on a wake-path option at equal capacity."""
         return sum(t[0].numel() * t.element_size() for k, t in self.tensors.items() if k != "base_targets")
 
     def local_nbytes(self) -> int:

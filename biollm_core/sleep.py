@@ -15,7 +15,8 @@ from biollm_core.distillation import distillation_loss
 from biollm_core.distributed import SINGLE, Distributed
 from biollm_core.ewc import add_ewc_gradient, ewc_penalty, fisher_scale, update_fisher
 from biollm_core.protocols import Neocortex
-from biollm_core.replay_buffer import ReplayBuffer, ReplaySample
+from biollm_core.replay_buffer import ReplayBuffer
+from biollm_core.replay_sample import ReplaySample
 
 
 class EwcState:

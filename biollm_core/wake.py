@@ -12,7 +12,8 @@ from biollm_core.device import Precision
 from biollm_core.distributed import SINGLE, Distributed
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.protocols import Batch, Neocortex
-from biollm_core.replay_buffer import ReplayBuffer, ReplaySample
+from biollm_core.replay_buffer import ReplayBuffer
+from biollm_core.replay_sample import ReplaySample
 from biollm_core.routing import routing_regulariser, routing_regulariser_of_mean
 
 
@@ -62,21 +63,16 @@ class GlobalStats:
     trained: torch.Tensor  # (G,) the experts any unit on any rank was routed to (replayed ones too): those with gradients
 
 
-def global_stats(distributed: Distributed, task_loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
-                 probs: torch.Tensor, indices: torch.Tensor, episode_experts: torch.Tensor,
-                 all_indices: torch.Tensor) -> GlobalStats:
-    """One all-gather of this rank's sums: tokens, correct, loss, routing probabilities and choices.
+def start_global_stats(distributed: Distributed, task_loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
+                       probs: torch.Tensor, indices: torch.Tensor, episode_experts: torch.Tensor,
+                       all_indices: torch.Tensor) -> Callable[[], GlobalStats]:
+    """The wake step's ``GlobalStats`` from one all-gather of this rank's sums (tokens, correct, loss,
+    routing probabilities and choices), started here: work that does not read them can run before the
+    returned function is called, which waits for the gather and builds them.
 
     The routing regulariser is a function of the *global* mean probability: this rank's probabilities
     keep their graph and the other ranks' sum enters as a constant, so the gradients summed over ranks
     are the regulariser's gradient on the whole batch."""
-    return start_global_stats(distributed, task_loss, logits, labels, probs, indices, episode_experts, all_indices)()
-
-
-def start_global_stats(distributed: Distributed, task_loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
-                       probs: torch.Tensor, indices: torch.Tensor, episode_experts: torch.Tensor,
-                       all_indices: torch.Tensor) -> Callable[[], GlobalStats]:
-    """``global_stats`` with its all-gather started: the returned function waits for it and builds them."""
     E = probs.shape[-1]
     mask = labels != -100
     tokens = mask.sum()
@@ -137,7 +133,7 @@ def neocortex_gate_targets(
     ``cached`` (a buffer that keeps them, the neocortex frozen since the last sleep): a replayed
     episode's target is a function of its input, so those cached (``harm.base_targets``) are reused
     and only the batch and the stale episodes are decoded. The same targets as decoding all of them;
-    one host sync (how many are stale). The caller caches the new values (``cache_gate_targets``).
+    one host sync (how many are stale). The wake step caches the new values (``ReplayBuffer.write_base_targets``).
     """
     B = labels.shape[0]
     all_labels = labels if harm is None else torch.cat([labels, harm.labels])
@@ -300,11 +296,4 @@ def wake_step(
         input_ids=x, labels=labels, attention_mask=mask, teacher_logits=teacher, task_id=batch.task_id, step=step,
         experts=routed.episode_experts[:B] if stats is None else stats.episode_experts, base_targets=batch_targets,
     )
-    return WakeResult(task_loss.detach(), accuracy, novelty, replayed)
-    with torch.no_grad(), precision.autocast():
-        # The teacher is the combined model *after* the step. A frozen neocortex is unchanged: reuse hidden.
-        current = neocortex.encode(x, mask) if base_optimizer is not None else hidden[:B]
-        teacher = neocortex.decode(current + hippocampus(current, mask).delta, mask)
-    replay.add(input_ids=x, labels=labels, attention_mask=mask, teacher_logits=teacher, task_id=batch.task_id, step=step,
-               experts=experts, base_targets=batch_targets)
     return WakeResult(task_loss.detach(), accuracy, novelty, replayed)

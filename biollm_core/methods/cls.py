@@ -25,7 +25,8 @@ from biollm_core.methods import MethodContext
 from biollm_core.methods.protocol import MethodSummary, StepInfo, StepOutput
 from biollm_core.protocols import Batch, Neocortex
 from biollm_core.refresh import refresh_experts
-from biollm_core.replay_buffer import ReplayBuffer, ReplaySample
+from biollm_core.replay_buffer import ReplayBuffer
+from biollm_core.replay_sample import ReplaySample
 from biollm_core.routing import usage_entropy
 from biollm_core.sleep import EwcState, SleepSettings, refresh_teachers, sleep_cycle, sleep_step, trainable
 from biollm_core.sleep_pressure import SleepScheduler, forgetting_signal, loss_running_mean, sleep_pressure, surprise_novelty

@@ -21,7 +21,8 @@ from biollm_core.methods.er import build_labelled_replay
 from biollm_core.methods.protocol import MethodSummary, StepInfo, StepOutput
 from biollm_core.methods.supervised import NeocortexLearner, build_learner, label_loss
 from biollm_core.protocols import Batch, Neocortex
-from biollm_core.replay_buffer import ReplayBuffer, ReplaySample
+from biollm_core.replay_buffer import ReplayBuffer
+from biollm_core.replay_sample import ReplaySample
 
 
 def logit_mse(student: torch.Tensor, sample: ReplaySample) -> torch.Tensor:

@@ -6,7 +6,8 @@ import pytest
 import torch
 from scipy.stats import chi2
 
-from biollm_core.replay_buffer import ReplayBuffer, reservoir_slots
+from biollm_core.replay_buffer import ReplayBuffer
+from biollm_core.replay_sample import reservoir_slots
 
 CAPACITY, STREAM, BINS = 100, 10_000, 100
 

@@ -10,7 +10,8 @@ import torch
 from biollm_core.device import Precision
 from biollm_core.distillation import distillation_loss
 from biollm_core.models.tiny_transformer import TinyTransformer
-from biollm_core.replay_buffer import ReplayBuffer, ReplaySample
+from biollm_core.replay_buffer import ReplayBuffer
+from biollm_core.replay_sample import ReplaySample
 from biollm_core.sleep import EwcState, SleepSettings, pseudo_samples, sleep_cycle
 
 V, T, EPISODES = 16, 6, 8

@@ -39,7 +39,8 @@ from biollm_core.device import Precision, pick_device
 from biollm_core.evaluate import evaluate_tasks
 from biollm_core.methods import MethodContext, build_method
 from biollm_core.protocols import Batch, Neocortex
-from biollm_core.replay_buffer import ReplayBuffer, ReplaySample
+from biollm_core.replay_buffer import ReplayBuffer
+from biollm_core.replay_sample import ReplaySample
 
 
 def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:

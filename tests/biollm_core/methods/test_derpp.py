@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from biollm_core.methods.derpp import logit_mse
-from biollm_core.replay_buffer import ReplaySample
+from biollm_core.replay_sample import ReplaySample
 
 
 def sample(teacher: torch.Tensor, indices: torch.Tensor | None, labels: torch.Tensor) -> ReplaySample:
