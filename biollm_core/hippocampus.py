@@ -12,6 +12,7 @@ The gate and the routing query survive an expert's refresh: they describe inputs
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -214,25 +215,68 @@ def dispatch_experts(
     b1: torch.Tensor,
     w2: torch.Tensor,
     b2: torch.Tensor,
+    *,
+    grouped: bool | None = None,
 ) -> torch.Tensor:
     """Sparse mixture: each expert e on the tokens routed to it only, outputs scattered back weighted.
 
     units (N, H), weights/indices (N, k); w1 (E, H, D), b1 (E, D), w2 (E, D, H), b2 (E, H) -> (N, H).
-    One host sync (the per-expert token counts) per call.
+    ``grouped`` (default: where ``grouped_mm_supported``) runs the experts as one grouped matmul per layer
+    over the rows sorted by expert, with no host sync; otherwise a loop over the experts (one host sync,
+    the per-expert token counts). The same mixture up to float rounding (the grouped path applies the
+    mixture weights before the output layer, not after it).
     """
     N, k = indices.shape
     flat = indices.reshape(-1)
-    order = torch.argsort(flat, stable=True)  # routed (token, slot) pairs grouped by expert
+    experts, order = torch.sort(flat, stable=True)  # routed (token, slot) pairs grouped by expert
     tokens = order // k
-    scale = weights.reshape(-1).index_select(0, order).unsqueeze(-1)
-    counts = torch.bincount(flat, minlength=w1.shape[0]).tolist()
+    scale = weights.reshape(-1).index_select(0, order).unsqueeze(-1).to(units.dtype)
     x = units.index_select(0, tokens)  # (N*k, H) in expert order
+    if grouped is None:
+        grouped = grouped_mm_supported(units, w1)
+    if grouped:
+        offs = torch.bincount(flat, minlength=w1.shape[0]).cumsum(0).to(torch.int32)  # each expert's last row + 1
+        h = F.gelu(F.grouped_mm(x, w1, offs=offs) + b1.index_select(0, experts)) * scale  # (N*k, D)
+        # sum_j p_j (W2_j h_j + b2_j): the weights are folded into h, and the biases' mixture is one
+        # (N, E) @ (E, H) product the rows are added onto.
+        mixture = torch.zeros(N, w1.shape[0], dtype=units.dtype, device=units.device).scatter_(1, indices, weights.to(units.dtype))
+        return (mixture @ b2).index_add_(0, tokens, F.grouped_mm(h, w2, offs=offs))
+    counts = torch.bincount(flat, minlength=w1.shape[0]).tolist()
     pieces = []
     for e, part in enumerate(torch.split(x, counts)):
         if counts[e]:
             pieces.append(torch.addmm(b2[e], F.gelu(torch.addmm(b1[e], part, w1[e])), w2[e]))
-    y = torch.cat(pieces) * scale.to(x.dtype)
+    y = torch.cat(pieces) * scale
     return torch.zeros_like(units).index_add_(0, tokens, y)
+
+
+def grouped_mm_supported(units: torch.Tensor, w1: torch.Tensor) -> bool:
+    """Whether ``dispatch_experts`` can use ``torch.nn.functional.grouped_mm``: eager on CPU, in the
+    weights' own dtype (no autocast cast between them), rows of a multiple of 16 bytes (the kernel's
+    stride rule), on a PyTorch that has a CPU kernel for it. CUDA keeps the loop: its grouped kernels
+    take bf16 in layouts this module does not guarantee."""
+    row_bytes = (w1.shape[1] * w1.element_size(), w1.shape[2] * w1.element_size())  # H and D
+    return (units.device.type == "cpu" and units.dtype == w1.dtype and all(b % 16 == 0 for b in row_bytes)
+            and not torch.compiler.is_compiling() and _cpu_grouped_mm_works())
+
+
+@functools.cache
+def _cpu_grouped_mm_works() -> bool:
+    """One tiny grouped product and its backward on CPU, checked against the per-group products (with
+    gradients on whatever mode the first caller is in: an evaluation pass may be the first)."""
+    if not hasattr(F, "grouped_mm"):
+        return False
+    with torch.inference_mode(False), torch.enable_grad():
+        a = torch.arange(12.0).view(3, 4).requires_grad_(True)
+        b = torch.arange(32.0).view(2, 4, 4).requires_grad_(True)
+        try:
+            out = F.grouped_mm(a, b, offs=torch.tensor([1, 3], dtype=torch.int32))
+            out.backward(torch.ones_like(out))
+        except (RuntimeError, NotImplementedError):
+            return False
+    with torch.no_grad():
+        expected = torch.cat([a[:1] @ b[0], a[1:] @ b[1]])
+        return bool(torch.equal(out, expected)) and bool(torch.equal(b.grad[1], a[1:].sum(0).unsqueeze(1).expand(4, 4)))
 
 
 def bound_delta(delta: torch.Tensor, hidden: torch.Tensor, ratio: float) -> torch.Tensor:

@@ -265,19 +265,21 @@ def test_a_closed_gate_silences_the_delta_and_the_bound_caps_it() -> None:
     assert (capped.delta.norm(dim=-1) <= 0.01 * hidden.norm(dim=-1) + 1e-6).all()
 
 
-def test_sparse_token_dispatch_equals_the_dense_mixture() -> None:
-    """Many experts: each runs only on its tokens; the delta and its gradients are the dense mixture's."""
+@pytest.mark.parametrize(("d", "grouped"), [(5, None), (4, False), (4, True)])
+def test_sparse_token_dispatch_equals_the_dense_mixture(d: int, grouped: bool | None) -> None:
+    """Many experts: each runs only on its tokens; the delta and its gradients are the dense mixture's,
+    with the experts as one grouped matmul per layer (``grouped``) or a loop over them."""
     from biollm_core.hippocampus import dispatch_experts
 
     g = torch.Generator().manual_seed(4)
-    n, h, d, e, k = 37, 8, 5, 12, 2
+    n, h, e, k = 37, 8, 12, 2
     units = torch.randn(n, h, generator=g, requires_grad=True)
     w1, b1 = torch.randn(e, h, d, generator=g), torch.randn(e, d, generator=g)
     w2, b2 = torch.randn(e, d, h, generator=g), torch.randn(e, h, generator=g)
     params = [p.requires_grad_() for p in (w1, b1, w2, b2)]
     weights = torch.rand(n, k, generator=g)
     indices = torch.rand(n, e - 1, generator=g).topk(k, dim=-1).indices  # k distinct experts per token; e-1 unused
-    sparse = dispatch_experts(units, weights, indices, *params)
+    sparse = dispatch_experts(units, weights, indices, *params, grouped=grouped)
     dense = torch.zeros(n, e).scatter_(1, indices, weights)
     reference = torch.einsum("ned,edh->nh", F.gelu(torch.einsum("nh,ehd->ned", units, w1) + b1) * dense.unsqueeze(-1), w2) + dense @ b2
     torch.testing.assert_close(sparse, reference)
@@ -285,3 +287,17 @@ def test_sparse_token_dispatch_equals_the_dense_mixture() -> None:
     expected = torch.autograd.grad(reference.square().sum(), [units, *params])
     for got, want in zip(grads, expected, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)  # float32 sums in another order
+
+
+def test_grouped_dispatch_is_chosen_only_where_its_kernel_takes_the_inputs() -> None:
+    """CPU, the weights' dtype, rows of a multiple of 16 bytes (the kernel's stride rule): the default
+    path there; anywhere else the loop (a user's expert_hidden of 30 must not fail)."""
+    from biollm_core.hippocampus import _cpu_grouped_mm_works, grouped_mm_supported
+
+    _cpu_grouped_mm_works.cache_clear()
+    with torch.inference_mode():  # the first call may come from an evaluation pass: its probe still runs a backward
+        assert _cpu_grouped_mm_works()
+    units = torch.zeros(10, 8)
+    assert grouped_mm_supported(units, torch.zeros(3, 8, 4))  # PyTorch >= 2.9 on CPU (the lock's 2.14 has it)
+    assert not grouped_mm_supported(units, torch.zeros(3, 8, 5))  # 20-byte rows
+    assert not grouped_mm_supported(units.bfloat16(), torch.zeros(3, 8, 4))  # autocast's dtype, not the weights'
