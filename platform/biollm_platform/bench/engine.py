@@ -12,7 +12,9 @@ a busy machine:
   trained through the frozen neocortex, plus for cls the teacher decode and replay add);
 - sleep (methods that consolidate, i.e. have ``consolidate_once``): one consolidation step
   (distillation + online Fisher + EWC gradient + AdamW) on the episodes the step just stored, the same
-  tokens as the plain step; ``sleep_replay_batch`` the same on a replay batch of ``replay.batch_size``;
+  tokens as the plain step; ``sleep_replay_batch`` the same on a replay batch of ``replay.batch_size``.
+  It runs on a copy of the method taken before the first step, so the method's wake steps follow one
+  another as in a run between two sleeps (the hippocampus routes as it does there);
 - eval: ``biollm_core.evaluate.evaluate_tasks`` over every task's held-out set (base and answering model).
 
 Warm-up repeats are run and discarded; each figure is the median over ``repeats``; ratios are ratios
@@ -105,7 +107,12 @@ def bench_engine(config: RunConfig, *, repeats: int = 10, warmup: int = 3, eval_
     neocortex, hippocampus = method.answering_models()
     plain_model = copy.deepcopy(neocortex).requires_grad_(True)
     plain_opt = builders.adamw(plain_model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    consolidate = getattr(method, "consolidate_once", None)  # methods with a sleep phase (cls)
+    # Methods with a sleep phase (cls) time their consolidation step on a copy taken before the first
+    # step: the timed wake steps then run back to back, as a run's do between sleeps. A sleep after
+    # every wake step would keep the hippocampus in a state no run is in (the toy stream's wake steps
+    # then route to 2-3 of train=cpu's 8 experts; in a run nearly every step uses all 8).
+    sleeper = copy.deepcopy(method) if hasattr(method, "consolidate_once") else None
+    consolidate = None if sleeper is None else sleeper.consolidate_once
     replay: ReplayBuffer | None = getattr(method, "replay", None)
     replay_batch = config.replay.batch_size
     run = _timer(device)
