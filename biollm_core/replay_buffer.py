@@ -265,10 +265,11 @@ class ReplayBuffer:
         teachers: ``teacher`` is None) travel in one all-reduce from the ranks that hold them,
         so no rank waits on another with more rows (a sample split by holder is uneven: 3 and 1 of 4
         half the time at W = 2); its slots and cached gate targets are the shared per-slot records
-        (``sample_slots``: the whole sample's). W = 1: ``sample(batch_size)``."""
+        (``sample_slots``: the whole sample's). W = 1: ``sample(batch_size)``, its ``sample_slots`` its slots."""
         index = self._draw(batch_size)
         sample = self._sample_at(index)
         if self.shard is None:
+            sample.sample_slots = sample.slots
             return sample
         t, dp = self.tensors, self.distributed
         features, T = t["input_ids"].shape[1:].numel(), t["labels"].shape[1]

@@ -20,7 +20,7 @@ class ReplaySample:
     slots: torch.Tensor | None = None  # (B,) the buffer slots gathered (None for a batch built elsewhere)
     base_targets: torch.Tensor | None = None  # (B,) cached neocortex-only gate targets, NaN = stale (see ReplayBuffer)
     positions: torch.Tensor | None = None  # (B,) places of these rows in a sample drawn across ranks (None: all of it)
-    sample_slots: torch.Tensor | None = None  # (N,) every slot of a sample drawn across ranks (``sample_even``; None: ``slots``)
+    sample_slots: torch.Tensor | None = None  # (N,) every slot of the whole draw, all ranks' rows (``sample_even``; else None)
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]

@@ -281,7 +281,7 @@ def wake_step(
     else:
         novelty = hippocampus.record_routing(routed.indices[:units])
     if harm_targets is not None:
-        cache.write_base_targets(harm.slots if harm.sample_slots is None else harm.sample_slots, harm_targets)
+        cache.write_base_targets(harm.sample_slots, harm_targets)  # the whole draw's: every rank's rows
     replayed = 0 if harm is None else len(harm)
     if replay is None:
         return WakeResult(task_loss.detach(), accuracy, novelty, replayed)

@@ -130,19 +130,21 @@ def run_all(distributed: Distributed, methods: list[str], root: str, stop: int) 
     every variant's run, cls stopped at ``stop`` and resumed, and the decision check."""
     return {"methods": run_methods(distributed, methods, root),
             "resumed": run_stopped_then_resumed(distributed, "cls", str(Path(root) / "resumed"), stop),
-            "decisions": decide_apart(distributed), "even": even_sample(distributed), "gate_cache": gate_cache(distributed)}
+            "decisions": decide_apart(distributed), "even": even_sample(distributed), "gate_cache": gate_cache(distributed),
+            "gate_cache_replayed_only": gate_cache(distributed, ("wake.gate_on_batch=false",))}
 
 
-def gate_cache(distributed: Distributed) -> list[float]:
+def gate_cache(distributed: Distributed, extra: tuple[str, ...] = ()) -> list[float]:
     """The cls learner's cached gate targets (a per-slot record) after 6 wake steps of the tiny stream,
     stale after the third (as after a sleep): each rank decodes only its rows, and every rank must end
-    with every slot's value."""
+    with every slot's value. ``extra``: more overrides (``wake.gate_on_batch=false``: only replayed
+    episodes are decoded, so a batch's episodes are stored stale)."""
     from biollm_core import builders
     from biollm_core.device import pick_device
     from biollm_core.methods import MethodContext, build_method
     from biollm_core.runner import seed_everything
 
-    config = load_config(overrides("cls"))
+    config = load_config([*overrides("cls"), *extra])
     seed_everything(config.seed)
     device = pick_device(config.device)
     bench = builders.build_benchmark(config)
@@ -226,6 +228,11 @@ def test_each_rank_caches_every_slots_gate_target_as_one_process_does(runs) -> N
     assert 0 < int(cached[:24].sum()) < 24 and cached[24:48].all() and not cached[48:].any()
     for rank in runs[2]:
         torch.testing.assert_close(torch.tensor(rank["gate_cache"]), whole, rtol=0, atol=0, equal_nan=True)
+    # Without the batch in the gate's loss only replayed episodes are decoded: fewer slots cached, the same on each rank.
+    replayed_only = torch.tensor(gate_cache(SINGLE, ("wake.gate_on_batch=false",)))
+    assert 0 < int((~replayed_only.isnan()).sum()) < int(cached.sum())
+    for rank in runs[2]:
+        torch.testing.assert_close(torch.tensor(rank["gate_cache_replayed_only"]), replayed_only, rtol=0, atol=0, equal_nan=True)
 
 
 @pytest.mark.slow
