@@ -61,7 +61,8 @@ def engine(
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch.set_num_threads (default: torch's choice).")] = None,
 ) -> None:
     """Time plain fine-tuning, the method's step (`method=X`; cls: the wake step and the sleep step) and
-    evaluation on the same batches."""
+    evaluation on the same batches. The sleep step runs on a copy of the method, so the wake steps follow
+    one another as in a run between two sleeps."""
     import torch
 
     from biollm_core.config.loader import load_config
