@@ -239,7 +239,7 @@ def dispatch_experts(
         h = F.gelu(F.grouped_mm(x, w1, offs=offs) + b1.index_select(0, experts)) * scale  # (N*k, D)
         # sum_j p_j (W2_j h_j + b2_j): the weights are folded into h, and the biases' mixture is one
         # (N, E) @ (E, H) product the rows are added onto.
-        mixture = torch.zeros(N, w1.shape[0], dtype=units.dtype, device=units.device).scatter_(1, indices, weights.to(units.dtype))
+        mixture = torch.zeros(N, w1.shape[0], dtype=units.dtype, device=units.device).scatter_add_(1, indices, weights.to(units.dtype))
         return (mixture @ b2).index_add_(0, tokens, F.grouped_mm(h, w2, offs=offs))
     counts = torch.bincount(flat, minlength=w1.shape[0]).tolist()
     pieces = []
@@ -251,32 +251,34 @@ def dispatch_experts(
 
 
 def grouped_mm_supported(units: torch.Tensor, w1: torch.Tensor) -> bool:
-    """Whether ``dispatch_experts`` can use ``torch.nn.functional.grouped_mm``: eager on CPU, in the
-    weights' own dtype (no autocast cast between them), rows of a multiple of 16 bytes (the kernel's
-    stride rule), on a PyTorch that has a CPU kernel for it. CUDA keeps the loop: its grouped kernels
-    take bf16 in layouts this module does not guarantee."""
+    """Whether ``dispatch_experts`` can use ``torch.nn.functional.grouped_mm``: eager float32 on CPU
+    outside autocast (the grouped product is not autocast, the bias mixture would be), rows of a
+    multiple of 16 bytes (the kernel's stride rule), on a PyTorch that has a CPU kernel for it. CUDA
+    keeps the loop: its grouped kernels take bf16 in layouts this module does not guarantee."""
     row_bytes = (w1.shape[1] * w1.element_size(), w1.shape[2] * w1.element_size())  # H and D
-    return (units.device.type == "cpu" and units.dtype == w1.dtype and all(b % 16 == 0 for b in row_bytes)
-            and not torch.compiler.is_compiling() and _cpu_grouped_mm_works())
+    return (units.device.type == "cpu" and units.dtype == w1.dtype == torch.float32 and all(b % 16 == 0 for b in row_bytes)
+            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling() and _cpu_grouped_mm_works())
 
 
 @functools.cache
 def _cpu_grouped_mm_works() -> bool:
-    """One tiny grouped product and its backward on CPU, checked against the per-group products (with
-    gradients on whatever mode the first caller is in: an evaluation pass may be the first)."""
+    """One tiny float32 grouped product and its backward on CPU, checked against the per-group products
+    (with gradients whatever mode the first caller is in: an evaluation pass may be the first)."""
     if not hasattr(F, "grouped_mm"):
         return False
     with torch.inference_mode(False), torch.enable_grad():
-        a = torch.arange(12.0).view(3, 4).requires_grad_(True)
-        b = torch.arange(32.0).view(2, 4, 4).requires_grad_(True)
+        a = torch.arange(12.0, dtype=torch.float32, device="cpu").view(3, 4).requires_grad_(True)
+        b = torch.arange(32.0, dtype=torch.float32, device="cpu").view(2, 4, 4).requires_grad_(True)
         try:
-            out = F.grouped_mm(a, b, offs=torch.tensor([1, 3], dtype=torch.int32))
+            out = F.grouped_mm(a, b, offs=torch.tensor([1, 3], dtype=torch.int32, device="cpu"))
             out.backward(torch.ones_like(out))
         except (RuntimeError, NotImplementedError):
             return False
     with torch.no_grad():
         expected = torch.cat([a[:1] @ b[0], a[1:] @ b[1]])
-        return bool(torch.equal(out, expected)) and bool(torch.equal(b.grad[1], a[1:].sum(0).unsqueeze(1).expand(4, 4)))
+        grad_a = torch.cat([b[0].sum(1).expand(1, 4), b[1].sum(1).expand(2, 4)])
+        return (bool(torch.equal(out, expected)) and bool(torch.equal(b.grad[1], a[1:].sum(0).unsqueeze(1).expand(4, 4)))
+                and bool(torch.equal(a.grad, grad_a)))
 
 
 def bound_delta(delta: torch.Tensor, hidden: torch.Tensor, ratio: float) -> torch.Tensor:

@@ -277,14 +277,14 @@ def test_sparse_token_dispatch_equals_the_dense_mixture(d: int, grouped: bool | 
     w1, b1 = torch.randn(e, h, d, generator=g), torch.randn(e, d, generator=g)
     w2, b2 = torch.randn(e, d, h, generator=g), torch.randn(e, h, generator=g)
     params = [p.requires_grad_() for p in (w1, b1, w2, b2)]
-    weights = torch.rand(n, k, generator=g)
+    weights = torch.rand(n, k, generator=g, requires_grad=True)  # the router's gradient flows through them
     indices = torch.rand(n, e - 1, generator=g).topk(k, dim=-1).indices  # k distinct experts per token; e-1 unused
     sparse = dispatch_experts(units, weights, indices, *params, grouped=grouped)
     dense = torch.zeros(n, e).scatter_(1, indices, weights)
     reference = torch.einsum("ned,edh->nh", F.gelu(torch.einsum("nh,ehd->ned", units, w1) + b1) * dense.unsqueeze(-1), w2) + dense @ b2
     torch.testing.assert_close(sparse, reference)
-    grads = torch.autograd.grad(sparse.square().sum(), [units, *params])
-    expected = torch.autograd.grad(reference.square().sum(), [units, *params])
+    grads = torch.autograd.grad(sparse.square().sum(), [units, weights, *params])
+    expected = torch.autograd.grad(reference.square().sum(), [units, weights, *params])
     for got, want in zip(grads, expected, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)  # float32 sums in another order
 
@@ -297,7 +297,26 @@ def test_grouped_dispatch_is_chosen_only_where_its_kernel_takes_the_inputs() -> 
     _cpu_grouped_mm_works.cache_clear()
     with torch.inference_mode():  # the first call may come from an evaluation pass: its probe still runs a backward
         assert _cpu_grouped_mm_works()
+    _cpu_grouped_mm_works.cache_clear()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert _cpu_grouped_mm_works()  # its own float32 tensors, whatever the default dtype
+    finally:
+        torch.set_default_dtype(torch.float32)
     units = torch.zeros(10, 8)
     assert grouped_mm_supported(units, torch.zeros(3, 8, 4))  # PyTorch >= 2.9 on CPU (the lock's 2.14 has it)
     assert not grouped_mm_supported(units, torch.zeros(3, 8, 5))  # 20-byte rows
     assert not grouped_mm_supported(units.bfloat16(), torch.zeros(3, 8, 4))  # autocast's dtype, not the weights'
+    assert not grouped_mm_supported(units.double(), torch.zeros(3, 8, 4).double())  # the kernel takes no float64
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not grouped_mm_supported(units, torch.zeros(3, 8, 4))
+
+
+def test_token_routing_runs_under_cpu_autocast() -> None:
+    """bf16 autocast on CPU: the bias mixture is autocast, a grouped product would not be (mixed dtypes)."""
+    hip = Hippocampus(hidden_size=8, num_experts=6, expert_hidden=4, top_k=2, routing="token", init_scale=0.1,
+                      utilization_bonus=0.0, capacity_penalty=0.0, seed=0)
+    hidden = torch.randn(2, 5, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = hip(hidden)
+    assert out.delta.shape == (2, 5, 8) and torch.isfinite(out.delta.float()).all()
