@@ -11,10 +11,12 @@ a busy machine:
 - step: the method's ``observe`` on the stream's batch (for cls and nosleep, the wake step: hippocampus
   trained through the frozen neocortex, plus for cls the teacher decode and replay add);
 - sleep (methods that consolidate, i.e. have ``consolidate_once``): one consolidation step
-  (distillation + online Fisher + EWC gradient + AdamW) on the episodes the step just stored, the same
+  (distillation + online Fisher + EWC gradient + AdamW) on the episodes a step stored, the same
   tokens as the plain step; ``sleep_replay_batch`` the same on a replay batch of ``replay.batch_size``.
-  It runs on a copy of the method taken before the first step, so the method's wake steps follow one
-  another as in a run between two sleeps (the hippocampus routes as it does there);
+  They run after all the method's steps, interleaved with plain steps of their own (``sleep_ratio`` is
+  against those), so the wake steps follow one another as in a run between two sleeps and the
+  hippocampus routes as it does there (``wake_experts_used``: the median number of experts a timed
+  step's batch was routed to);
 - eval: ``biollm_core.evaluate.evaluate_tasks`` over every task's held-out set (base and answering model).
 
 Warm-up repeats are run and discarded; each figure is the median over ``repeats``; ratios are ratios
@@ -107,34 +109,45 @@ def bench_engine(config: RunConfig, *, repeats: int = 10, warmup: int = 3, eval_
     neocortex, hippocampus = method.answering_models()
     plain_model = copy.deepcopy(neocortex).requires_grad_(True)
     plain_opt = builders.adamw(plain_model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    # Methods with a sleep phase (cls) time their consolidation step on a copy taken before the first
-    # step: the timed wake steps then run back to back, as a run's do between sleeps. A sleep after
-    # every wake step would keep the hippocampus in a state no run is in (the toy stream's wake steps
-    # then route to 2-3 of train=cpu's 8 experts; in a run nearly every step uses all 8).
-    sleeper = copy.deepcopy(method) if hasattr(method, "consolidate_once") else None
-    consolidate = None if sleeper is None else sleeper.consolidate_once
+    consolidate = getattr(method, "consolidate_once", None)  # methods with a sleep phase (cls)
     replay: ReplayBuffer | None = getattr(method, "replay", None)
     replay_batch = config.replay.batch_size
     run = _timer(device)
     times: dict[str, list[float]] = {"plain": [], "step": [], "eval": []}
-    if consolidate is not None:
-        times.update({"sleep": [], "sleep_replay_batch": []})
-
+    experts_used: list[int] = []
+    # Phase 1: the method's steps back to back, as a run's wake steps between two sleeps. A sleep step
+    # after every wake step kept the toy stream's hippocampus routing to 2-3 of train=cpu's 8 experts, a
+    # state no run is in (``wake_experts_used``: a run's steps use all 8).
+    firsts = []
     for index in range(warmup + repeats):
         batch = bench.train_batch(index, t.batch_size).to(device)
-        first = replay.n_seen if replay is not None else 0
+        firsts.append(replay.n_seen if replay is not None else 0)
+        counts = None if hippocampus is None else hippocampus.counts.clone()
         measured = {
             "plain": run(lambda batch=batch: _plain_step(plain_model, plain_opt, batch, precision)),
             "step": run(lambda batch=batch, index=index: method.observe(batch, index)),
         }
-        if consolidate is not None:
-            same = _stored_episodes(replay, first, len(batch))  # drawn outside the timed region
-            measured["sleep"] = run(lambda same=same: consolidate(same))
-            full = replay.sample(replay_batch)
-            measured["sleep_replay_batch"] = run(lambda full=full: consolidate(full))
         if index >= warmup:
             for key, value in measured.items():
                 times[key].append(value)
+            if counts is not None:
+                experts_used.append(int((hippocampus.counts > counts).sum()))
+    # Phase 2 (methods that consolidate): a sleep step on the episodes each step stored, and on a replay
+    # batch, interleaved with plain steps again (their own figure: the sleep ratio's, under the same load).
+    if consolidate is not None:
+        times.update({"sleep_plain": [], "sleep": [], "sleep_replay_batch": []})
+        for index in range(warmup + repeats):
+            batch = bench.train_batch(index, t.batch_size).to(device)
+            same = _stored_episodes(replay, firsts[index], len(batch))  # drawn outside the timed region
+            full = replay.sample(replay_batch)
+            measured = {
+                "sleep_plain": run(lambda batch=batch: _plain_step(plain_model, plain_opt, batch, precision)),
+                "sleep": run(lambda same=same: consolidate(same)),
+                "sleep_replay_batch": run(lambda full=full: consolidate(full)),
+            }
+            if index >= warmup:
+                for key, value in measured.items():
+                    times[key].append(value)
     for index in range(1 + eval_repeats):  # the first pass warms up
         ms = run(lambda: evaluate_tasks(neocortex, hippocampus, heldouts, t.eval_batch_size, precision))
         if index > 0:
@@ -163,9 +176,10 @@ def bench_engine(config: RunConfig, *, repeats: int = 10, warmup: int = 3, eval_
             "replay_batch_size": replay_batch, "sleep_step_ms": median["sleep"], "sleep_replay_batch_step_ms": median["sleep_replay_batch"],
             "sleep_tokens_per_s": step_tokens / median["sleep"] * 1e3,
             "sleep_replay_batch_tokens_per_s": replay_batch * seq_len / median["sleep_replay_batch"] * 1e3,
-            "sleep_ratio": median["sleep"] / median["plain"],
+            "sleep_plain_step_ms": median["sleep_plain"], "sleep_ratio": median["sleep"] / median["sleep_plain"],
         })
     if hippocampus is not None:  # the CLS learner's figures under their usual names
         result.update({"wake_step_ms": median["step"], "wake_tokens_per_s": result["step_tokens_per_s"],
-                       "wake_ratio": result["step_ratio"]})
+                       "wake_ratio": result["step_ratio"], "num_experts": hippocampus.num_experts,
+                       "wake_experts_used": statistics.median(experts_used)})
     return result

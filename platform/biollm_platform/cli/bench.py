@@ -61,7 +61,7 @@ def engine(
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch.set_num_threads (default: torch's choice).")] = None,
 ) -> None:
     """Time plain fine-tuning, the method's step (`method=X`; cls: the wake step and the sleep step) and
-    evaluation on the same batches. The sleep step runs on a copy of the method, so the wake steps follow
+    evaluation on the same batches. The sleep steps are timed after all the wake steps, so those follow
     one another as in a run between two sleeps."""
     import torch
 
@@ -85,6 +85,9 @@ def engine(
     if "sleep_ratio" in result:
         ratios.append(f"sleep/plain {result['sleep_ratio']:.2f}x")
     console.print("   ".join([*ratios, f"evaluation per step (every {config.train.eval_interval}) {result['eval_ms_per_step']:.2f} ms"]))
+    if "wake_experts_used" in result:
+        console.print(f"wake steps routed their batch to a median of {result['wake_experts_used']:g} of "
+                      f"{result['num_experts']} experts")
     if "replay_bytes" in result:
         console.print(f"replay buffer: {_bytes(result['replay_bytes_per_episode'])} per episode, "
                       f"{_bytes(result['replay_bytes'])} at capacity {result['replay_capacity']}")

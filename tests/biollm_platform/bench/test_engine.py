@@ -24,13 +24,22 @@ def test_bench_engine_figures_are_consistent() -> None:
     for key in KEYS:
         assert result[key] > 0, key
     samples = result["samples_ms"]
-    assert len(samples["plain"]) == len(samples["step"]) == len(samples["sleep"]) == 3 and len(samples["eval"]) == 2
+    assert all(len(samples[key]) == 3 for key in ("plain", "step", "sleep_plain", "sleep", "sleep_replay_batch"))
+    assert len(samples["eval"]) == 2
     assert result["plain_step_ms"] == statistics.median(samples["plain"])
     assert result["wake_ratio"] == pytest.approx(result["wake_step_ms"] / result["plain_step_ms"])
-    assert result["sleep_ratio"] == pytest.approx(result["sleep_step_ms"] / result["plain_step_ms"])
+    assert result["sleep_ratio"] == pytest.approx(result["sleep_step_ms"] / result["sleep_plain_step_ms"])
+    assert 1 <= result["wake_experts_used"] <= result["num_experts"] == 8
     assert result["plain_tokens_per_s"] == pytest.approx(4 * 16 / result["plain_step_ms"] * 1e3)
     assert result["replay_bytes"] == result["replay_bytes_per_episode"] * 64
     assert result["peak_memory_kind"] == "process_peak_rss"
+
+
+def test_wake_steps_are_timed_back_to_back_in_a_runs_routing_state() -> None:
+    """The timed wake steps follow one another as in a run (sleep steps come after them): train=cpu's
+    batch of 32 then routes to all 8 experts. A sleep step after each wake step kept it on 2-3."""
+    result = bench_engine(load_config([*TINY, "train.batch_size=32"]), repeats=6, warmup=3, eval_repeats=1)
+    assert result["wake_experts_used"] == 8
 
 
 def test_bench_engine_refuses_zero_repeats() -> None:
