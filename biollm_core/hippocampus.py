@@ -186,8 +186,8 @@ class Hippocampus(nn.Module):
 
         With few experts (E <= 2k, most of them chosen anyway) every expert runs densely on every token and
         a sparse (N, E) weight matrix mixes them; otherwise each expert runs only on the tokens routed to
-        it: E/k times fewer FLOPs, which pays for the per-expert loop from train=cpu size up (E 8, k 2;
-        `biollm bench engine train=cpu experts.top_k=4` times the dense path at that width).
+        it (``dispatch_experts``): E/k times fewer FLOPs, which pays for the dispatch from train=cpu size
+        up (E 8, k 2; `biollm bench engine train=cpu experts.top_k=4` times the dense path at that width).
         """
         if self.num_experts <= 2 * self.top_k:
             (N, H), (E, _, D) = units.shape, self.w1.shape
@@ -232,19 +232,20 @@ def dispatch_experts(
     tokens = order // k
     scale = weights.reshape(-1).index_select(0, order).unsqueeze(-1).to(units.dtype)
     x = units.index_select(0, tokens)  # (N*k, H) in expert order
+    counts = torch.bincount(flat, minlength=w1.shape[0])  # rows per expert
     if grouped is None:
         grouped = grouped_mm_supported(units, w1)
     if grouped:
-        offs = torch.bincount(flat, minlength=w1.shape[0]).cumsum(0).to(torch.int32)  # each expert's last row + 1
+        offs = counts.cumsum(0).to(torch.int32)  # each expert's last row + 1
         h = F.gelu(F.grouped_mm(x, w1, offs=offs) + b1.index_select(0, experts)) * scale  # (N*k, D)
         # sum_j p_j (W2_j h_j + b2_j): the weights are folded into h, and the biases' mixture is one
         # (N, E) @ (E, H) product the rows are added onto.
         mixture = torch.zeros(N, w1.shape[0], dtype=units.dtype, device=units.device).scatter_add_(1, indices, weights.to(units.dtype))
         return (mixture @ b2).index_add_(0, tokens, F.grouped_mm(h, w2, offs=offs))
-    counts = torch.bincount(flat, minlength=w1.shape[0]).tolist()
+    sizes = counts.tolist()
     pieces = []
-    for e, part in enumerate(torch.split(x, counts)):
-        if counts[e]:
+    for e, part in enumerate(torch.split(x, sizes)):
+        if sizes[e]:
             pieces.append(torch.addmm(b2[e], F.gelu(torch.addmm(b1[e], part, w1[e])), w2[e]))
     y = torch.cat(pieces) * scale
     return torch.zeros_like(units).index_add_(0, tokens, y)

@@ -77,7 +77,8 @@ def _plain_step(model: Neocortex, optimizer: torch.optim.Optimizer, batch: Batch
 
 
 def _stored_episodes(replay: ReplayBuffer, first: int, count: int) -> ReplaySample:
-    """The episodes offered as numbers ``first .. first+count-1``: while the buffer fills they sit in those slots."""
+    """The slots the episodes offered as numbers ``first .. first+count-1`` went to while the buffer filled
+    (a later episode may have replaced some since: as many stored episodes either way)."""
     if first + count <= replay.capacity:
         return replay.gather(torch.arange(first, first + count, device=replay.tensors["input_ids"].device))
     return replay.sample(count)  # a full buffer: the same number of other episodes
@@ -116,8 +117,8 @@ def bench_engine(config: RunConfig, *, repeats: int = 10, warmup: int = 3, eval_
     times: dict[str, list[float]] = {"plain": [], "step": [], "eval": []}
     experts_used: list[int] = []
     # Phase 1: the method's steps back to back, as a run's wake steps between two sleeps. A sleep step
-    # after every wake step kept the toy stream's hippocampus routing to 2-3 of train=cpu's 8 experts, a
-    # state no run is in (``wake_experts_used``: a run's steps use all 8).
+    # after every wake step kept the toy stream's hippocampus routing to 3 of train=cpu's 8 experts (the
+    # setting of tests/biollm_platform/bench/test_engine.py), a state no run is in: there all 8.
     firsts = []
     for index in range(warmup + repeats):
         batch = bench.train_batch(index, t.batch_size).to(device)

@@ -4,8 +4,8 @@ Where ``PYTHONDONTWRITEBYTECODE`` is set (containers, CI, this project's machine
 ``.pyc`` files, so every Ray process of a sweep (Tune trial, Train controller, worker, helper actors)
 compiles Ray, torch and pandas from source again: `toy_ablation` took 205 s instead of 83 s. Installs
 that compile at install time (``--compile-bytecode`` in the image) already have them, CI unsets the
-variable (``.ci/run``); a fresh ``uv run`` from a clone where it is set has none. ``ensure_bytecode`` compiles the
-interpreter's site-packages once with ``compileall`` (which writes ``.pyc`` files whatever that variable
+variable (``.ci/run``); a fresh ``uv run`` from a clone where it is set has none. ``ensure_bytecode``
+compiles the interpreter's site-packages once with ``compileall`` (which writes ``.pyc`` files whatever that variable
 says) and leaves a marker naming what it compiled, so later sweeps only read the marker. When Python may
 write bytecode itself, or site-packages is not writable, it does nothing.
 """
