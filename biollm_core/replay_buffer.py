@@ -202,7 +202,7 @@ class ReplayBuffer:
 
     @property
     def caches_base_targets(self) -> bool:
-        """Whether the buffer keeps each episode's neocortex-only gate target (``wake.gate_targets``).
+        """Whether the buffer keeps each episode's neocortex-only gate target (``gate_supervision.gate_targets``).
 
         While awake the neocortex is frozen, so that target is a function of the episode until the next
         sleep: the wake step computes it once (when the episode is stored or first replayed) and the

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 
 from biollm_core.device import Precision
 from biollm_core.distributed import SINGLE, Distributed
+from biollm_core.gate_supervision import gate_supervision
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.protocols import Batch, Neocortex
 from biollm_core.replay_buffer import ReplayBuffer
-from biollm_core.replay_sample import ReplaySample
 from biollm_core.routing import routing_regulariser, routing_regulariser_of_mean
 
 
@@ -105,54 +105,51 @@ def reward_scale(accuracy: torch.Tensor, reward_alpha: float) -> torch.Tensor:
     return (1.0 + reward_alpha * (2.0 * accuracy - 1.0)).clamp(0.25, 2.0)
 
 
-def gate_targets(base_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """(N, T, V) neocortex logits, (N, T) labels -> (N,) the fraction of each sequence's supervised tokens
-    the neocortex gets wrong: where the delta is wanted (1) and where it can only do harm (0)."""
-    mask = labels != -100
-    wrong = (base_logits.argmax(-1) != labels) & mask
-    return wrong.sum(1) / mask.sum(1).clamp_min(1)
-
-
-def gate_loss(gate_logits: torch.Tensor, targets: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-    """BCE of every real token's gate logit (N, T, 1) against its sequence's target (N,)."""
-    logits = gate_logits.squeeze(-1).float()
-    per_token = F.binary_cross_entropy_with_logits(logits, targets.unsqueeze(1).expand_as(logits), reduction="none")
-    if attention_mask is None:
-        return per_token.mean()
-    m = attention_mask.to(per_token.dtype)
-    return (per_token * m).sum() / m.sum().clamp_min(1.0)
-
-
-@torch.no_grad()
-def neocortex_gate_targets(
-    neocortex: Neocortex, hidden: torch.Tensor, mask: torch.Tensor | None, labels: torch.Tensor, harm: ReplaySample | None,
-    precision: Precision, cached: bool,
-) -> torch.Tensor:
-    """(B + R, T, H) hidden states of the batch and the replayed episodes -> (B + R,) their ``gate_targets``.
-
-    ``cached`` (a buffer that keeps them, the neocortex frozen since the last sleep): a replayed
-    episode's target is a function of its input, so those cached (``harm.base_targets``) are reused
-    and only the batch and the stale episodes are decoded. The same targets as decoding all of them;
-    one host sync (how many are stale). The wake step caches the new values (``ReplayBuffer.write_base_targets``).
-    """
-    B = labels.shape[0]
-    all_labels = labels if harm is None else torch.cat([labels, harm.labels])
-    if harm is None or not cached:
-        with precision.autocast():
-            return gate_targets(neocortex.decode(hidden, mask), all_labels)
-    stale = harm.base_targets.isnan()  # (R,)
-    rows = torch.cat([torch.arange(B, device=hidden.device), B + stale.nonzero().squeeze(1)])  # the host sync
-    with precision.autocast():
-        fresh = gate_targets(neocortex.decode(hidden[rows], None if mask is None else mask[rows]), all_labels[rows])
-    return torch.cat([fresh.new_zeros(B), harm.base_targets.to(fresh.dtype)]).index_copy(0, rows, fresh)
-
-
 def spread(distributed: Distributed, values: torch.Tensor, total: int) -> torch.Tensor:
     """(total,) zeros with this rank's ``values`` at its rows ``distributed.rows(total)``: summed over
     ranks (exactly: x + 0 = x), every rank's values in global order."""
     out = values.new_zeros(total)
     out[distributed.rows(total)] = values
     return out
+
+
+def fast_loss(
+    distributed: Distributed, task_loss: torch.Tensor, accuracy: torch.Tensor, probs: torch.Tensor,
+    stats: GlobalStats | None, batch_size: int, *, reward_alpha: float, reward_from_correctness: bool, routing_reg_weight: float,
+) -> torch.Tensor:
+    """The task loss (scaled by the batch's reward when asked) plus the routing regulariser on this
+    rank's (N, E) ``probs``; data parallel (``stats``): this rank's share of the global batch's."""
+    if stats is None:
+        loss = task_loss * reward_scale(accuracy, reward_alpha) if reward_from_correctness else task_loss
+        return loss + routing_reg_weight * routing_regulariser(probs.float())
+    scale = reward_scale(stats.accuracy, reward_alpha) if reward_from_correctness else 1.0
+    loss = distributed.share(task_loss, batch_size, batch_size * distributed.world_size) * scale
+    return loss + routing_reg_weight * routing_regulariser_of_mean(stats.mean_probs)
+
+
+def update(
+    loss: torch.Tensor, hippocampus: Hippocampus, optimizer: torch.optim.Optimizer, base_optimizer: torch.optim.Optimizer | None,
+    scaler: torch.amp.GradScaler, stats: GlobalStats | None, cached: dict[str, tuple[torch.Tensor | None, int]],
+    distributed: Distributed,
+) -> dict[str, torch.Tensor | None]:
+    """Backward, the data-parallel gradient sum, the optimizer steps. ``cached``: name -> (this rank's
+    cached gate targets or None, global rows); data parallel they ride in the gradients' all-reduce, so
+    the returned values are every rank's, in global order (W = 1: as passed)."""
+    dp = distributed
+    optimizer.zero_grad(set_to_none=True)
+    if base_optimizer is not None:
+        base_optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    # Only the experts the global batch was routed to have gradients: only their rows are summed.
+    routed_rows = None if stats is None else dict.fromkeys(hippocampus.expert_parameters(), stats.trained)
+    spreads = {name: (values, total) for name, (values, total) in cached.items() if values is not None and dp.parallel}
+    summed = dp.sum_gradients(optimizer_params(optimizer, base_optimizer), [spread(dp, *v) for v in spreads.values()],
+                              rows=routed_rows)
+    scaler.step(optimizer)
+    if base_optimizer is not None:
+        scaler.step(base_optimizer)
+    scaler.update()
+    return {name: values for name, (values, _) in cached.items()} | dict(zip(spreads, summed, strict=True))
 
 
 def wake_step(
@@ -190,24 +187,15 @@ def wake_step(
 
     Gate supervision (``gate_weight`` > 0, with experts.gate): the neocortex alone decodes the batch and
     the replayed episodes (no graph), and the gate learns by BCE to open on a sequence in proportion to
-    the share of its tokens the neocortex gets wrong (``gate_targets``), so at answer time the delta is
-    closed on what the neocortex already knows. A buffer that ``caches_base_targets`` keeps those
-    targets per episode between sleeps (``neocortex_gate_targets``): only the batch is decoded for them.
+    the share of its tokens the neocortex gets wrong (``gate_supervision.py``), so at answer time the delta
+    is closed on what the neocortex already knows. A buffer that ``caches_base_targets`` keeps those
+    targets per episode between sleeps: only the batch and the stale episodes are decoded for them.
     ``gate_on_batch=False`` leaves the batch out of the BCE (no neocortex-only decode at all with a warm
     cache): its episodes teach the gate when they are replayed.
     """
-    x, labels, mask = batch.input_ids, batch.labels, batch.attention_mask
     if hippocampus is None:
-        with torch.no_grad(), precision.autocast():
-            logits = neocortex.decode(neocortex.encode(x, mask), mask)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
-        rows = x.shape[0] * distributed.world_size  # every episode of the global batch has (no) experts
-        experts = torch.full((rows, replay.tensors["experts"].shape[1]), -1, dtype=torch.long, device=x.device)
-        replay.add(input_ids=x, labels=labels, attention_mask=mask, teacher_logits=logits, task_id=batch.task_id, step=step,
-                   experts=experts)
-        loss, accuracy = batch_figures(distributed, loss, logits, labels)
-        return WakeResult(loss, accuracy, torch.zeros((), device=x.device))
-
+        return _wake_without_hippocampus(neocortex, replay, batch, step, precision, distributed)
+    x, labels, mask = batch.input_ids, batch.labels, batch.attention_mask
     B, dp = x.shape[0], distributed
     # Data parallel: each rank replays an equal share of the sample's rows (whoever holds them).
     harm = replay.sample_even(harm_batch_size) if replay is not None and harm_batch_size and len(replay) else None
@@ -227,73 +215,56 @@ def wake_step(
     # Data parallel: the batch statistics travel while this rank computes the terms that do not read them.
     pending_stats = start_global_stats(dp, task_loss, logits[:B].detach(), labels, routed.probs[:units], routed.indices[:units],
                                        routed.episode_experts[:B], routed.indices) if dp.parallel else None
-    harm_term = None
+    terms = []
     if harm is not None:
         harm_loss = F.cross_entropy(logits[B:].float().flatten(0, 1), harm.labels.flatten(), ignore_index=-100)
-        harm_term = harm_weight * dp.share(harm_loss, len(harm), harm_batch_size)
-    targets, gate_term, cache = None, None, None
-    if gate_weight > 0 and routed.gate_logits is not None and (gate_on_batch or harm is not None):
-        cache = replay if replay is not None and replay.caches_base_targets and base_optimizer is None else None
-        first = 0 if gate_on_batch else B  # without the batch: the replayed episodes only (its own come when replayed)
-        rows_mask = None if input_mask is None else input_mask[first:]
-        targets = neocortex_gate_targets(neocortex, hidden[first:].detach(), rows_mask, labels[:B - first], harm, precision,
-                                         cached=cache is not None)
-        # A mean over this rank's rows, as its part of the mean over the global batch's and replayed rows.
-        total = (B * dp.world_size if gate_on_batch else 0) + (0 if harm is None else harm_batch_size)
-        gate_term = gate_weight * dp.share(gate_loss(routed.gate_logits[first:], targets, rows_mask), len(inputs) - first, total)
-    # What the buffer caches: the batch's targets (stored with its episodes) and the replayed ones'.
-    batch_targets = None if cache is None or not gate_on_batch else targets[:B]
-    harm_targets = None if cache is None or harm is None else targets[B - first :]
-    if pending_stats is not None:
-        stats = pending_stats()
-        scale = reward_scale(stats.accuracy, reward_alpha) if reward_from_correctness else 1.0
-        loss = dp.share(task_loss, B, B * dp.world_size) * scale
-        loss = loss + routing_reg_weight * routing_regulariser_of_mean(stats.mean_probs)
-    else:
-        stats = None
-        loss = task_loss * reward_scale(accuracy, reward_alpha) if reward_from_correctness else task_loss
-        loss = loss + routing_reg_weight * routing_regulariser(routed.probs[:units].float())
-    for term in (harm_term, gate_term):
-        if term is not None:
-            loss = loss + term
-    optimizer.zero_grad(set_to_none=True)
-    if base_optimizer is not None:
-        base_optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    # Only the experts the global batch was routed to have gradients: only their rows are summed.
-    routed_rows = None if stats is None else dict.fromkeys(hippocampus.expert_parameters(), stats.trained)
-    # Data parallel: the cached targets ride in the gradients' all-reduce, so every rank records every slot's.
-    spreads = {name: (values, total) for name, values, total in (("batch", batch_targets, B * dp.world_size),
-                                                                 ("harm", harm_targets, harm_batch_size))
-               if values is not None and dp.parallel}
-    summed = dp.sum_gradients(optimizer_params(optimizer, base_optimizer), [spread(dp, *v) for v in spreads.values()],
-                              rows=routed_rows)
-    every = dict(zip(spreads, summed, strict=True))  # the global batch's and the whole sample's targets
-    batch_targets, harm_targets = every.get("batch", batch_targets), every.get("harm", harm_targets)
-    scaler.step(optimizer)
-    if base_optimizer is not None:
-        scaler.step(base_optimizer)
-        hidden = hidden.detach()
-    scaler.update()
+        terms.append(harm_weight * dp.share(harm_loss, len(harm), harm_batch_size))
+    gate = gate_supervision(neocortex, replay, routed, hidden, input_mask, labels, harm, precision, gate_weight=gate_weight,
+                            gate_on_batch=gate_on_batch, harm_batch_size=harm_batch_size,
+                            base_frozen=base_optimizer is None, distributed=dp)
+    if gate is not None:
+        terms.append(gate.term)
+    stats = None if pending_stats is None else pending_stats()
+    loss = fast_loss(dp, task_loss, accuracy, routed.probs[:units], stats, B, reward_alpha=reward_alpha,
+                     reward_from_correctness=reward_from_correctness, routing_reg_weight=routing_reg_weight)
+    for term in terms:
+        loss = loss + term
+    # The cached gate targets of the global batch and of the whole replay sample (every rank records every slot's).
+    cached = {} if gate is None else {"batch": (gate.batch_targets, B * dp.world_size), "harm": (gate.harm_targets, harm_batch_size)}
+    targets = update(loss, hippocampus, optimizer, base_optimizer, scaler, stats, cached, dp)
     if stats is not None:  # every rank counts every shard's routing: the same router adjustments everywhere
         task_loss, accuracy = stats.task_loss, stats.accuracy
         novelty = hippocampus.record_usage(stats.used)
     else:
         novelty = hippocampus.record_routing(routed.indices[:units])
-    if harm_targets is not None:
-        cache.write_base_targets(harm.sample_slots, harm_targets)  # the whole draw's: every rank's rows
+    if targets.get("harm") is not None:
+        gate.cache.write_base_targets(harm.sample_slots, targets["harm"])  # the whole draw's: every rank's rows
     replayed = 0 if harm is None else len(harm)
-    if replay is None:
-        return WakeResult(task_loss.detach(), accuracy, novelty, replayed)
-    if teacher_after_step:
-        with torch.no_grad(), precision.autocast():
-            # The teacher is the combined model *after* the step. A frozen neocortex is unchanged: reuse hidden.
-            current = neocortex.encode(x, mask) if base_optimizer is not None else hidden[:B]
-            teacher = neocortex.decode(current + hippocampus(current, mask).delta, mask)
-    else:
-        teacher = logits[:B].detach()
-    replay.add(
-        input_ids=x, labels=labels, attention_mask=mask, teacher_logits=teacher, task_id=batch.task_id, step=step,
-        experts=routed.episode_experts[:B] if stats is None else stats.episode_experts, base_targets=batch_targets,
-    )
+    if replay is not None:
+        if teacher_after_step:
+            with torch.no_grad(), precision.autocast():
+                # The teacher is the combined model *after* the step. A frozen neocortex is unchanged: reuse hidden.
+                current = neocortex.encode(x, mask) if base_optimizer is not None else hidden[:B]
+                teacher = neocortex.decode(current + hippocampus(current, mask).delta, mask)
+        else:
+            teacher = logits[:B].detach()
+        replay.add(
+            input_ids=x, labels=labels, attention_mask=mask, teacher_logits=teacher, task_id=batch.task_id, step=step,
+            experts=routed.episode_experts[:B] if stats is None else stats.episode_experts, base_targets=targets.get("batch"),
+        )
     return WakeResult(task_loss.detach(), accuracy, novelty, replayed)
+
+
+def _wake_without_hippocampus(neocortex: Neocortex, replay: ReplayBuffer, batch: Batch, step: int, precision: Precision,
+                              distributed: Distributed) -> WakeResult:
+    """The no-hippocampus ablation's wake step: the neocortex answers and its episodes are stored."""
+    x, labels, mask = batch.input_ids, batch.labels, batch.attention_mask
+    with torch.no_grad(), precision.autocast():
+        logits = neocortex.decode(neocortex.encode(x, mask), mask)
+    loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+    rows = x.shape[0] * distributed.world_size  # every episode of the global batch has (no) experts
+    experts = torch.full((rows, replay.tensors["experts"].shape[1]), -1, dtype=torch.long, device=x.device)
+    replay.add(input_ids=x, labels=labels, attention_mask=mask, teacher_logits=logits, task_id=batch.task_id, step=step,
+               experts=experts)
+    loss, accuracy = batch_figures(distributed, loss, logits, labels)
+    return WakeResult(loss, accuracy, torch.zeros((), device=x.device))

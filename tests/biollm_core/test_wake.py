@@ -7,11 +7,12 @@ import torch
 
 from biollm_core.benchmarks.toy import ToyBenchmark
 from biollm_core.device import Precision
+from biollm_core.gate_supervision import gate_targets
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.models.tiny_transformer import TinyTransformer
 from biollm_core.protocols import Batch
 from biollm_core.replay_buffer import ReplayBuffer
-from biollm_core.wake import gate_targets, reward_scale, token_accuracy, wake_step
+from biollm_core.wake import reward_scale, token_accuracy, wake_step
 
 V, T, H, B = 16, 6, 16, 8
 CPU = Precision(device=torch.device("cpu"))
@@ -150,26 +151,6 @@ def test_teacher_of_the_step_itself_skips_the_second_decode() -> None:
     before = combined(model, hip, x)  # the step's own (pre-update) logits
     step(model, hip, optimizer, replay, batch, teacher_after_step=False)
     torch.testing.assert_close(replay.tensors["teacher"][:B].float(), before.half().float())
-
-
-def test_gate_targets_are_the_share_of_tokens_the_neocortex_gets_wrong() -> None:
-    from biollm_core.wake import gate_targets
-
-    labels = torch.tensor([[1, 2, -100, 3], [0, -100, -100, -100], [-100, -100, -100, -100]])
-    logits = torch.zeros(3, 4, 5)
-    for (i, j), value in {(0, 0): 1, (0, 1): 4, (0, 2): 0, (0, 3): 3, (1, 0): 2}.items():
-        logits[i, j, value] = 1.0  # argmax: right, wrong, (unsupervised), right | wrong | nothing supervised
-    torch.testing.assert_close(gate_targets(logits, labels), torch.tensor([1 / 3, 1.0, 0.0]))
-
-
-def test_gate_loss_counts_real_tokens_only() -> None:
-    from biollm_core.wake import gate_loss
-
-    logits = torch.tensor([[[0.0], [5.0]]])  # (1, 2, 1)
-    full = gate_loss(logits, torch.tensor([1.0]), None)
-    masked = gate_loss(logits, torch.tensor([1.0]), torch.tensor([[1, 0]]))
-    torch.testing.assert_close(masked, torch.nn.functional.softplus(torch.tensor(0.0)))  # -log sigmoid(0)
-    assert full < masked  # the padded token, gate wide open, would have lowered it
 
 
 def test_supervised_gate_closes_on_what_the_neocortex_answers_and_opens_on_the_new() -> None:

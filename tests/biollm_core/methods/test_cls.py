@@ -7,9 +7,9 @@ import torch
 from biollm_core import builders
 from biollm_core.config.loader import load_config
 from biollm_core.device import Precision
+from biollm_core.gate_supervision import gate_targets
 from biollm_core.methods import MethodContext
 from biollm_core.methods.cls import ClsLearner, build
-from biollm_core.wake import gate_targets
 
 
 def learner(*overrides: str) -> tuple[ClsLearner, object]:
