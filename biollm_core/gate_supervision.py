@@ -1,9 +1,10 @@
 """The gate's supervision (issue 11's wake path): the gate on the hippocampus's delta learns by BCE to
 open on a sequence in proportion to the share of its tokens the neocortex alone gets wrong.
 
-The targets come from a neocortex-only pass (no graph). Between sleeps the neocortex is frozen awake,
-so a replayed episode's target is a function of its input: a buffer that ``caches_base_targets``
-keeps them per episode and only the batch and the stale episodes are decoded.
+The targets come from a neocortex-only pass (no graph). While the neocortex is frozen awake (no base
+optimizer) it changes only in sleep, so a replayed episode's target is a function of its input: a
+buffer that ``caches_base_targets`` keeps them per episode, every sleep invalidates them, and only the
+batch and the stale episodes are decoded.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def gate_supervision(
     harm_batch_size: int, base_frozen: bool, distributed: Distributed,
 ) -> GateSupervision | None:
     """The gate's BCE towards ``gate_targets`` on the batch (``gate_on_batch``) and the replayed rows of a
-    (B + R)-row pass; None without a gate, its weight, or rows to teach it on."""
+    (B + R)-row pass; None without a gate, its weight, or rows to teach it on. The targets are cached
+    (and returned for the buffer to keep) only where ``replay`` caches them and ``base_frozen``."""
     if gate_weight <= 0 or routed.gate_logits is None or not (gate_on_batch or harm is not None):
         return None
     B, dp = labels.shape[0], distributed

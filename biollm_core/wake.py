@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
 from biollm_core.device import Precision
 from biollm_core.distributed import SINGLE, Distributed
-from biollm_core.gate_supervision import gate_supervision
+from biollm_core.gate_supervision import GateSupervision, gate_supervision
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.protocols import Batch, Neocortex
 from biollm_core.replay_buffer import ReplayBuffer
@@ -113,7 +113,7 @@ def spread(distributed: Distributed, values: torch.Tensor, total: int) -> torch.
     return out
 
 
-def fast_loss(
+def task_and_routing_loss(
     distributed: Distributed, task_loss: torch.Tensor, accuracy: torch.Tensor, probs: torch.Tensor,
     stats: GlobalStats | None, batch_size: int, *, reward_alpha: float, reward_from_correctness: bool, routing_reg_weight: float,
 ) -> torch.Tensor:
@@ -127,14 +127,15 @@ def fast_loss(
     return loss + routing_reg_weight * routing_regulariser_of_mean(stats.mean_probs)
 
 
-def update(
+def backward_and_step(
     loss: torch.Tensor, hippocampus: Hippocampus, optimizer: torch.optim.Optimizer, base_optimizer: torch.optim.Optimizer | None,
-    scaler: torch.amp.GradScaler, stats: GlobalStats | None, cached: dict[str, tuple[torch.Tensor | None, int]],
+    scaler: torch.amp.GradScaler, stats: GlobalStats | None, gate: GateSupervision | None, batch_rows: int, harm_rows: int,
     distributed: Distributed,
-) -> dict[str, torch.Tensor | None]:
-    """Backward, the data-parallel gradient sum, the optimizer steps. ``cached``: name -> (this rank's
-    cached gate targets or None, global rows); data parallel they ride in the gradients' all-reduce, so
-    the returned values are every rank's, in global order (W = 1: as passed)."""
+) -> GateSupervision | None:
+    """Backward, the data-parallel gradient sum, the optimizer steps. Data parallel, the gate's cached
+    targets (this rank's rows) ride in the gradients' all-reduce: the returned ``gate`` holds every
+    rank's, in global order (``batch_rows`` and ``harm_rows``: the global batch's and the whole replay
+    sample's sizes). W = 1: ``gate`` as passed."""
     dp = distributed
     optimizer.zero_grad(set_to_none=True)
     if base_optimizer is not None:
@@ -142,14 +143,16 @@ def update(
     scaler.scale(loss).backward()
     # Only the experts the global batch was routed to have gradients: only their rows are summed.
     routed_rows = None if stats is None else dict.fromkeys(hippocampus.expert_parameters(), stats.trained)
-    spreads = {name: (values, total) for name, (values, total) in cached.items() if values is not None and dp.parallel}
-    summed = dp.sum_gradients(optimizer_params(optimizer, base_optimizer), [spread(dp, *v) for v in spreads.values()],
+    cached = {} if gate is None or not dp.parallel else {
+        name: (values, total) for name, values, total in (("batch_targets", gate.batch_targets, batch_rows),
+                                                          ("harm_targets", gate.harm_targets, harm_rows)) if values is not None}
+    summed = dp.sum_gradients(optimizer_params(optimizer, base_optimizer), [spread(dp, *v) for v in cached.values()],
                               rows=routed_rows)
     scaler.step(optimizer)
     if base_optimizer is not None:
         scaler.step(base_optimizer)
     scaler.update()
-    return {name: values for name, (values, _) in cached.items()} | dict(zip(spreads, summed, strict=True))
+    return gate if not cached else replace(gate, **dict(zip(cached, summed, strict=True)))
 
 
 def wake_step(
@@ -225,20 +228,20 @@ def wake_step(
     if gate is not None:
         terms.append(gate.term)
     stats = None if pending_stats is None else pending_stats()
-    loss = fast_loss(dp, task_loss, accuracy, routed.probs[:units], stats, B, reward_alpha=reward_alpha,
-                     reward_from_correctness=reward_from_correctness, routing_reg_weight=routing_reg_weight)
-    for term in terms:
+    loss = task_and_routing_loss(dp, task_loss, accuracy, routed.probs[:units], stats, B, reward_alpha=reward_alpha,
+                                 reward_from_correctness=reward_from_correctness, routing_reg_weight=routing_reg_weight)
+    for term in terms:  # the do-no-harm and the gate's terms
         loss = loss + term
-    # The cached gate targets of the global batch and of the whole replay sample (every rank records every slot's).
-    cached = {} if gate is None else {"batch": (gate.batch_targets, B * dp.world_size), "harm": (gate.harm_targets, harm_batch_size)}
-    targets = update(loss, hippocampus, optimizer, base_optimizer, scaler, stats, cached, dp)
+    # From here on the gate's cached targets are the global batch's and the whole replay sample's.
+    gate = backward_and_step(loss, hippocampus, optimizer, base_optimizer, scaler, stats, gate, B * dp.world_size, harm_batch_size,
+                             dp)
     if stats is not None:  # every rank counts every shard's routing: the same router adjustments everywhere
         task_loss, accuracy = stats.task_loss, stats.accuracy
         novelty = hippocampus.record_usage(stats.used)
     else:
         novelty = hippocampus.record_routing(routed.indices[:units])
-    if targets.get("harm") is not None:
-        gate.cache.write_base_targets(harm.sample_slots, targets["harm"])  # the whole draw's: every rank's rows
+    if gate is not None and gate.harm_targets is not None:  # (targets only where a buffer caches them)
+        gate.cache.write_base_targets(harm.sample_slots, gate.harm_targets)  # the whole draw's: every rank's rows
     replayed = 0 if harm is None else len(harm)
     if replay is not None:
         if teacher_after_step:
@@ -250,7 +253,8 @@ def wake_step(
             teacher = logits[:B].detach()
         replay.add(
             input_ids=x, labels=labels, attention_mask=mask, teacher_logits=teacher, task_id=batch.task_id, step=step,
-            experts=routed.episode_experts[:B] if stats is None else stats.episode_experts, base_targets=targets.get("batch"),
+            experts=routed.episode_experts[:B] if stats is None else stats.episode_experts,
+            base_targets=None if gate is None else gate.batch_targets,
         )
     return WakeResult(task_loss.detach(), accuracy, novelty, replayed)
 
