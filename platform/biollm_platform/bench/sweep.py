@@ -164,7 +164,7 @@ def bench_sweep(
     artifacts there instead of a temporary directory that is removed; ``executor``: override the
     file's ``resources.executor``.
     """
-    from biollm_platform.sweep import runner
+    from biollm_platform.sweep import bytecode, runner
     from biollm_platform.sweep.local_ray import RayHandle, connect, shutdown
 
     root = Path(keep).resolve() if keep else Path(tempfile.mkdtemp(prefix="biollm-bench-sweep-"))
@@ -173,6 +173,8 @@ def bench_sweep(
     try:
         prepared = runner.prepare(sweep_file, overrides, storage=str(root / "ray"), executor=executor)
         executor = getattr(prepared.spec.resources, "executor", "train_workers")
+        # Once per install where Python writes no .pyc itself; after the input is validated (it takes ~35 s).
+        bytecode.ensure_bytecode(log)  # both halves start with compiled bytecode
         log(f"{len(prepared.trials)} trials; (a) sequential `biollm train` subprocesses")
         sequential = run_sequential(
             prepared.trials, root / "sequential", on_trial=lambda t, s: log(f"  {t}: {s:.1f} s")

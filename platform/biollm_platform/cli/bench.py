@@ -178,13 +178,11 @@ def sweep(
     Also the time the engine waited in Ray's report calls, and the bound: the ratio with no fixed cost at all.
     """
     from biollm_platform.bench.sweep import bench_sweep
-    from biollm_platform.sweep.bytecode import ensure_bytecode
 
     console = Console(stderr=True, highlight=False)
-    ensure_bytecode(lambda line: console.print(line, markup=False))  # both halves start with compiled bytecode
     result = bench_sweep(
         sweep_file, tuple(overrides or []), address=address, keep=keep, executor=executor,
-        log=lambda line: console.print(line),
+        log=lambda line: console.print(line, markup=False),
     )
     if as_json:
         typer.echo(json.dumps(result))

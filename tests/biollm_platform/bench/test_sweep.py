@@ -5,6 +5,7 @@ tests/biollm_platform/sweep/test_bench_sweep.py, on the sweep tests' cluster."""
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,8 +22,11 @@ from biollm_platform.bench.sweep import (
     trial_fixed_cost,
 )
 from biollm_platform.cli.app import app
+from biollm_platform.sweep import bytecode
 from biollm_platform.sweep.expand import expand
 from biollm_platform.sweep.schema import load_sweep
+
+SWEEPS = Path(__file__).resolve().parents[3] / "sweeps"
 
 T0 = 1_700_000_000.0
 TINY = [
@@ -129,6 +133,19 @@ def test_sequential_arm_reports_a_failing_trial(repo_root: Path, tmp_path: Path)
         run_sequential([trial], tmp_path / "out")
 
 
-def test_cli_refuses_a_missing_sweep_file(tmp_path: Path) -> None:
+def test_cli_refuses_bad_input_before_compiling_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where PYTHONDONTWRITEBYTECODE is set `bench sweep` compiles site-packages first (35 s here): a missing
+    sweep file or a full --keep directory must be refused before that, not after it."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "module.py").write_text("x = 1\n")
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.setattr(bytecode, "_site_packages", lambda: [site])
     result = CliRunner().invoke(app, ["bench", "sweep", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2 and "sweep file not found" in result.output
+    full = tmp_path / "keep"
+    full.mkdir()
+    (full / "old").write_text("")
+    result = CliRunner().invoke(app, ["bench", "sweep", str(SWEEPS / "toy_ablation.yaml"), "--keep", str(full)])
+    assert result.exit_code == 2 and "is not empty" in result.output
+    assert not (site / bytecode.MARKER).exists() and "compiling" not in result.output
