@@ -119,36 +119,35 @@ def bench_engine(config: RunConfig, *, repeats: int = 10, warmup: int = 3, eval_
     # Phase 1: the method's steps back to back, as a run's wake steps between two sleeps. A sleep step
     # after every wake step kept the toy stream's hippocampus routing to 3 of train=cpu's 8 experts (the
     # setting of tests/biollm_platform/bench/test_engine.py), a state no run is in: there all 8.
+    def keep(index: int, measured: dict[str, float]) -> None:
+        if index >= warmup:
+            for key, value in measured.items():
+                times[key].append(value)
+
+    batches = [bench.train_batch(index, t.batch_size).to(device) for index in range(warmup + repeats)]
     firsts = []
-    for index in range(warmup + repeats):
-        batch = bench.train_batch(index, t.batch_size).to(device)
+    for index, batch in enumerate(batches):
         firsts.append(replay.n_seen if replay is not None else 0)
         counts = None if hippocampus is None else hippocampus.counts.clone()
         measured = {
             "plain": run(lambda batch=batch: _plain_step(plain_model, plain_opt, batch, precision)),
             "step": run(lambda batch=batch, index=index: method.observe(batch, index)),
         }
-        if index >= warmup:
-            for key, value in measured.items():
-                times[key].append(value)
-            if counts is not None:
-                experts_used.append(int((hippocampus.counts > counts).sum()))
+        keep(index, measured)
+        if index >= warmup and counts is not None:
+            experts_used.append(int((hippocampus.counts > counts).sum()))
     # Phase 2 (methods that consolidate): a sleep step on the episodes each step stored, and on a replay
     # batch, interleaved with plain steps again (their own figure: the sleep ratio's, under the same load).
     if consolidate is not None:
         times.update({"sleep_plain": [], "sleep": [], "sleep_replay_batch": []})
-        for index in range(warmup + repeats):
-            batch = bench.train_batch(index, t.batch_size).to(device)
+        for index, batch in enumerate(batches):
             same = _stored_episodes(replay, firsts[index], len(batch))  # drawn outside the timed region
             full = replay.sample(replay_batch)
-            measured = {
+            keep(index, {
                 "sleep_plain": run(lambda batch=batch: _plain_step(plain_model, plain_opt, batch, precision)),
                 "sleep": run(lambda same=same: consolidate(same)),
                 "sleep_replay_batch": run(lambda full=full: consolidate(full)),
-            }
-            if index >= warmup:
-                for key, value in measured.items():
-                    times[key].append(value)
+            })
     for index in range(1 + eval_repeats):  # the first pass warms up
         ms = run(lambda: evaluate_tasks(neocortex, hippocampus, heldouts, t.eval_batch_size, precision))
         if index > 0:

@@ -37,7 +37,7 @@ def test_bench_engine_figures_are_consistent() -> None:
 
 def test_wake_steps_are_timed_back_to_back_in_a_runs_routing_state() -> None:
     """The timed wake steps follow one another as in a run (sleep steps come after them): train=cpu's
-    batch of 32 then routes to all 8 experts. A sleep step after each wake step kept it on 2-3."""
+    batch of 32 then routes to all 8 experts. A sleep step after each wake step kept it on 3."""
     result = bench_engine(load_config([*TINY, "train.batch_size=32"]), repeats=6, warmup=3, eval_repeats=1)
     assert result["wake_experts_used"] == 8
 
