@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 
 import torch
@@ -95,6 +96,18 @@ def build_device_neocortex(cfg: RunConfig, input_vocab_size: int, device: torch.
         neocortex.encode = maybe_compile(neocortex.encode, True, device, precision.notes)
         neocortex.decode = maybe_compile(neocortex.decode, True, device, precision.notes)
     return neocortex
+
+
+def copy_neocortex(neocortex: Neocortex, *, compile_on: torch.device | None = None, notes: list[str] | None = None) -> Neocortex:
+    """A deep copy that runs its own weights. The compiled halves of ``build_device_neocortex`` are
+    instance attributes bound to the original module, so a plain deep copy would run the original's
+    weights: they are dropped, and compiled again for the copy when ``compile_on`` is a device."""
+    clone = copy.deepcopy(neocortex)
+    for name in ("encode", "decode"):
+        clone.__dict__.pop(name, None)
+        if compile_on is not None:
+            setattr(clone, name, maybe_compile(getattr(clone, name), True, compile_on, [] if notes is None else notes))
+    return clone
 
 
 def build_neocortex(cfg: RunConfig, input_vocab_size: int) -> Neocortex:

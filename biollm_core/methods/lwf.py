@@ -16,13 +16,13 @@ supervised token over the whole vocabulary.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from biollm_core.builders import copy_neocortex
 from biollm_core.config.schema import RunConfig
 from biollm_core.hippocampus import Hippocampus
 from biollm_core.methods import MethodContext
@@ -52,12 +52,8 @@ def lwf_distillation(
 
 
 def frozen_copy(neocortex: Neocortex) -> Neocortex:
-    """A frozen deep copy. Compiled halves (train.compile) are instance attributes bound to the original
-    module: they are dropped so the copy runs its own weights."""
-    teacher = copy.deepcopy(neocortex).requires_grad_(False)
-    for name in ("encode", "decode"):
-        teacher.__dict__.pop(name, None)
-    return teacher
+    """A frozen deep copy that runs its own weights (uncompiled: ``builders.copy_neocortex``)."""
+    return copy_neocortex(neocortex).requires_grad_(False)
 
 
 class Lwf:

@@ -41,6 +41,34 @@ def test_parts_follow_the_config() -> None:
     assert settings.pseudo_ratio == (cfg.consolidation.pseudo_ratio if cfg.consolidation.pseudo_rehearsal else 0.0)
 
 
+def _output(model: TinyTransformer, x: torch.Tensor) -> torch.Tensor:
+    return model.decode(model.encode(x, None), None)
+
+
+def test_a_copy_of_a_neocortex_with_compiled_halves_runs_and_trains_its_own_weights() -> None:
+    """``train.compile`` sets ``encode``/``decode`` as instance attributes bound to the original module
+    (here the uncompiled bound methods, the same shape): a plain deep copy would run, and never train,
+    the original's frozen weights (how ``bench engine train.compile=true`` failed)."""
+    cfg = load_config(OVERRIDES)
+    vocab = builders.build_benchmark(cfg).input_vocab_size
+    neocortex = builders.build_device_neocortex(cfg, vocab, torch.device("cpu"), builders.build_precision(cfg, torch.device("cpu")))
+    neocortex.encode, neocortex.decode = neocortex.encode, neocortex.decode  # what maybe_compile's wrappers close over
+    x = torch.randint(0, 64, (2, cfg.benchmark.seq_len))
+    before = _output(neocortex, x)
+    clone = builders.copy_neocortex(neocortex).requires_grad_(True)
+    assert "encode" not in clone.__dict__ and "decode" not in clone.__dict__
+    with torch.no_grad():
+        clone.head.weight.zero_()
+    assert before.abs().sum() > 0 and torch.equal(_output(clone, x), torch.zeros_like(before))  # the copy's weights
+    assert torch.equal(_output(neocortex, x), before)
+    _output(clone, x).sum().backward()
+    assert clone.token_embedding.weight.grad is not None and clone.head.weight.grad is not None
+    assert all(p.grad is None and not p.requires_grad for p in neocortex.parameters())
+    mps_notes: list[str] = []  # compile_on compiles the copy's own halves (maybe_compile; on mps it leaves them with a note)
+    again = builders.copy_neocortex(neocortex, compile_on=torch.device("mps"), notes=mps_notes)
+    assert mps_notes == ["train.compile is ignored on mps"] * 2 and again.encode.__self__ is again
+
+
 def test_pseudo_rehearsal_off_means_no_pseudo_samples() -> None:
     off = builders.build_sleep_settings(load_config(["consolidation.pseudo_rehearsal=false"]))
     on = builders.build_sleep_settings(load_config(["consolidation.pseudo_rehearsal=true", "consolidation.pseudo_ratio=0.5"]))

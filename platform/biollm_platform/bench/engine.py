@@ -3,7 +3,7 @@
 The method is built by ``biollm_core.methods.build_method``, the runner's own builder, from the resolved
 run config; the baseline is a copy of its neocortex with every parameter trained by one fine-tuning
 step (full forward, cross-entropy, backward, AdamW from ``builders.adamw``, fused on CPU and CUDA, as
-every method's optimizer is). Both are timed in one process, interleaved repeat by repeat on the same
+every method's optimizer is), its two halves compiled as the method's are under ``train.compile``. Both are timed in one process, interleaved repeat by repeat on the same
 batches, so that load from other processes hits every phase alike and the ratios stay meaningful on
 a busy machine:
 
@@ -26,7 +26,6 @@ resident set size elsewhere (it then includes Python, torch and everything loade
 
 from __future__ import annotations
 
-import copy
 import resource
 import statistics
 import sys
@@ -108,7 +107,8 @@ def bench_engine(config: RunConfig, *, repeats: int = 10, warmup: int = 3, eval_
     seq_len = heldouts[0].labels.shape[1]
     method = build_method(config, MethodContext(bench, device, precision, seq_len, heldouts[0].attention_mask is not None))
     neocortex, hippocampus = method.answering_models()
-    plain_model = copy.deepcopy(neocortex).requires_grad_(True)
+    # Compiled like the method's neocortex under train.compile: the comparison is compiled against compiled.
+    plain_model = builders.copy_neocortex(neocortex, compile_on=device if config.train.compile else None).requires_grad_(True)
     plain_opt = builders.adamw(plain_model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     consolidate = getattr(method, "consolidate_once", None)  # methods with a sleep phase (cls)
     replay: ReplayBuffer | None = getattr(method, "replay", None)
