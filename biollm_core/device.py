@@ -90,11 +90,13 @@ def configure_precision(
 
 
 def maybe_compile(fn: Callable, enabled: bool, device: torch.device, notes: list[str]) -> Callable:
-    """torch.compile ``fn`` where supported (CUDA and CPU with a C++ compiler); a note elsewhere."""
+    """torch.compile ``fn`` where supported (CUDA and CPU with a C++ compiler); a note elsewhere. Dynamic
+    shapes: the CLS learner calls the neocortex on many row counts, and static ones compiled a graph per
+    count until dynamo's recompile limit, then ran eager."""
     if not enabled:
         return fn
     if device.type == "mps":
         notes.append("train.compile is ignored on mps")
         log.info("note: train.compile is ignored on mps")
         return fn
-    return torch.compile(fn, dynamic=False)
+    return torch.compile(fn, dynamic=None)

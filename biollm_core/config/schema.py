@@ -195,7 +195,7 @@ class TrainConfig(Section):
     amp_dtype: Literal["fp16", "bf16"] = Field("bf16", description="AMP dtype: fp16 uses a grad scaler, bf16 does not.")
     allow_tf32: bool = Field(False, description="Allow TF32 matmuls and convolutions on CUDA.")
     matmul_precision: Literal["highest", "high", "medium"] = Field("highest", description="torch.set_float32_matmul_precision.")
-    compile: bool = Field(False, description="torch.compile the neocortex (ignored with a note where unsupported).")
+    compile: bool = Field(False, description="torch.compile the neocortex's encode and decode, with dynamic shapes (ignored with a note where unsupported).")
     ablation_no_sleep: bool = Field(False, description="Seed alias of method=nosleep (mode=nosleep).")
     ablation_disable_hippocampus: bool = Field(False, description="The no_hippocampus ablation: train nothing fast (delta is zero, teachers are the base model).")
 

@@ -47,6 +47,22 @@ def test_maybe_compile_off_returns_the_function() -> None:
     assert maybe_compile(fn, False, torch.device("cpu"), []) is fn
 
 
+def test_maybe_compile_follows_changing_row_counts_without_recompiling_each() -> None:
+    """The CLS learner calls the neocortex's halves on many row counts (the wake pass with its replayed
+    episodes, the gate's decode of the stale ones, sleep, evaluation). Static shapes compiled one graph
+    per count until dynamo's recompile limit (8) and ran eager after it; dynamic shapes take two graphs."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    fn = maybe_compile(lambda x: torch.sin(x) * 2 + 1, True, torch.device("cpu"), [])
+    for rows in range(2, 14):
+        x = torch.randn(rows, 3)
+        assert torch.allclose(fn(x), torch.sin(x) * 2 + 1)
+    assert counters["stats"]["unique_graphs"] <= 2
+    torch._dynamo.reset()
+
+
 def test_deterministic_mode_skips_the_nan_fill_of_new_tensors() -> None:
     """repro.deterministic turns on deterministic algorithms but not the debugging fill of new memory."""
     before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),

@@ -3,9 +3,9 @@
 The method is built by ``biollm_core.methods.build_method``, the runner's own builder, from the resolved
 run config; the baseline is a copy of its neocortex with every parameter trained by one fine-tuning
 step (full forward, cross-entropy, backward, AdamW from ``builders.adamw``, fused on CPU and CUDA, as
-every method's optimizer is), its two halves compiled as the method's are under ``train.compile``. Both are timed in one process, interleaved repeat by repeat on the same
-batches, so that load from other processes hits every phase alike and the ratios stay meaningful on
-a busy machine:
+every method's optimizer is), its two halves compiled as the method's are under ``train.compile``.
+Both are timed in one process, interleaved repeat by repeat on the same batches, so that load from
+other processes hits every phase alike and the ratios stay meaningful on a busy machine:
 
 - plain: the baseline's step;
 - step: the method's ``observe`` on the stream's batch (for cls and nosleep, the wake step: hippocampus
