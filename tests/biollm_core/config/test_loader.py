@@ -81,9 +81,12 @@ def test_cpu_preset_is_the_spec_8b_setup_with_the_tuned_sleep() -> None:
     config = load_config(["train=cpu"])
     assert config.device == "cpu"
     assert (config.model.vocab_size, config.benchmark.seq_len, config.model.hidden_size) == (64, 16, 64)
-    assert (config.model.num_layers, config.model.injection_layer, config.model.num_heads) == (2, 1, 4)
+    assert (config.model.num_layers, config.model.num_heads) == (2, 4)
     assert (config.experts.num_experts, config.experts.expert_hidden, config.experts.top_k) == (8, 32, 2)
-    assert (config.train.batch_size, config.experts.fast_lr) == (32, 5e-3)
+    assert config.train.batch_size == 32
+    # Beyond §8b (issue 11's speed target): the delta after both blocks, as a Hugging Face neocortex gets
+    # it, not after block 1, with a faster fast LR and 12 replayed episodes (conf/train/cpu.yaml).
+    assert (config.model.injection_layer, config.experts.fast_lr, config.wake.harm_batch_size) == (2, 1e-2, 12)
     assert (config.replay.capacity, config.replay.batch_size, config.replay.teacher_storage) == (
         4096,
         64,
@@ -98,7 +101,7 @@ def test_cpu_preset_is_the_spec_8b_setup_with_the_tuned_sleep() -> None:
     assert (config.scheduler.policy, config.scheduler.novelty) == ("pressure", "surprise")
     assert config.consolidation.refresh.policy == "absorbed"
     # The wake path that does no harm (README): token routing, a supervised gate, replayed episodes.
-    assert (config.experts.routing, config.experts.gate, config.wake.harm_batch_size) == ("token", True, 8)
+    assert (config.experts.routing, config.experts.gate) == ("token", True)
     assert not config.wake.teacher_after_step  # issue 11's speed target: one decode less, figures held (cpu.yaml)
 
 
