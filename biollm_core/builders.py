@@ -93,9 +93,14 @@ def build_device_neocortex(cfg: RunConfig, input_vocab_size: int, device: torch.
     neocortex = build_neocortex(cfg, input_vocab_size).to(device)
     neocortex.requires_grad_(False)
     if cfg.train.compile:  # the module keeps its parameters and state_dict; only the two halves are compiled
-        neocortex.encode = maybe_compile(neocortex.encode, True, device, precision.notes)
-        neocortex.decode = maybe_compile(neocortex.decode, True, device, precision.notes)
+        compile_halves(neocortex, device, precision.notes)
     return neocortex
+
+
+def compile_halves(neocortex: Neocortex, device: torch.device, notes: list[str]) -> None:
+    """Replace ``encode`` and ``decode`` by compiled versions bound to this module (instance attributes)."""
+    for name in ("encode", "decode"):
+        setattr(neocortex, name, maybe_compile(getattr(neocortex, name), True, device, notes))
 
 
 def copy_neocortex(neocortex: Neocortex, *, compile_on: torch.device | None = None, notes: list[str] | None = None) -> Neocortex:
@@ -105,8 +110,8 @@ def copy_neocortex(neocortex: Neocortex, *, compile_on: torch.device | None = No
     clone = copy.deepcopy(neocortex)
     for name in ("encode", "decode"):
         clone.__dict__.pop(name, None)
-        if compile_on is not None:
-            setattr(clone, name, maybe_compile(getattr(clone, name), True, compile_on, [] if notes is None else notes))
+    if compile_on is not None:
+        compile_halves(clone, compile_on, [] if notes is None else notes)
     return clone
 
 
